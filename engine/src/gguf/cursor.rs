@@ -1,0 +1,95 @@
+//! A bounds-checked little-endian reader over the untrusted bytes of a GGUF header.
+//!
+//! Every read checks the remaining length first, so a truncated or lying file produces an error that
+//! names the field being read, never a panic or an out-of-bounds access.
+
+use crate::error::{Error, Result};
+
+pub(crate) struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Cursor { buf, pos: 0 }
+    }
+
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    /// Takes `n` bytes, or fails naming `what` when the file ends first.
+    pub fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        if n > self.remaining() {
+            return Err(Error::Gguf(format!(
+                "file truncated while reading {what} at byte {} (needs {n} bytes, {} left)",
+                self.pos,
+                self.remaining()
+            )));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
+        let s = self.take(N, what)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    pub fn u8(&mut self, what: &str) -> Result<u8> {
+        Ok(self.array::<1>(what)?[0])
+    }
+    pub fn u16(&mut self, what: &str) -> Result<u16> {
+        Ok(u16::from_le_bytes(self.array(what)?))
+    }
+    pub fn u32(&mut self, what: &str) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+    pub fn u64(&mut self, what: &str) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+    pub fn f32(&mut self, what: &str) -> Result<f32> {
+        Ok(f32::from_le_bytes(self.array(what)?))
+    }
+    pub fn f64(&mut self, what: &str) -> Result<f64> {
+        Ok(f64::from_le_bytes(self.array(what)?))
+    }
+
+    /// Reads a count and checks that `count * min_item_bytes` still fits in the file, so that a
+    /// `Vec::with_capacity(count)` can never exceed the file's size.
+    pub fn count(&mut self, min_item_bytes: usize, what: &str) -> Result<usize> {
+        let at = self.pos;
+        let n = self.u64(what)?;
+        let need = n.checked_mul(min_item_bytes.max(1) as u64);
+        match need {
+            Some(need) if need <= self.remaining() as u64 => Ok(n as usize),
+            _ => Err(Error::Gguf(format!(
+                "{what} at byte {at} is {n}, more than the {} bytes left in the file can hold",
+                self.remaining()
+            ))),
+        }
+    }
+
+    /// A GGUF string: u64 length then UTF-8 bytes.
+    pub fn string(&mut self, what: &str) -> Result<String> {
+        let at = self.pos;
+        let len = self.u64(what)?;
+        if len > self.remaining() as u64 {
+            return Err(Error::Gguf(format!(
+                "{what} at byte {at} has length {len}, past the end of the file ({} bytes left)",
+                self.remaining()
+            )));
+        }
+        let bytes = self.take(len as usize, what)?;
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| Error::Gguf(format!("{what} at byte {at} is not valid UTF-8")))
+    }
+}

@@ -1,0 +1,352 @@
+//! GGUF v2/v3 reader over a memory map.
+//!
+//! The header (metadata and tensor infos) is parsed once into owned structures; tensor data stays in
+//! the map and is handed out as zero-copy byte slices. The file is untrusted: every count, length,
+//! dimension, offset and size is checked with overflow-checked arithmetic before use.
+
+mod cursor;
+mod value;
+
+pub use value::{Metadata, Value};
+
+use crate::error::{Error, Result};
+use crate::ggml_type::GgmlType;
+use cursor::Cursor;
+use std::path::{Path, PathBuf};
+
+/// "GGUF" as the first four bytes, read little-endian.
+const MAGIC: &[u8; 4] = b"GGUF";
+/// Default data alignment when `general.alignment` is absent.
+pub const DEFAULT_ALIGNMENT: u64 = 32;
+/// ggml's limit on tensor dimensions.
+pub const MAX_DIMS: usize = 4;
+/// Nesting limit for arrays of arrays, so a hostile file cannot exhaust the stack.
+const MAX_ARRAY_DEPTH: usize = 8;
+
+/// Where a tensor's bytes are and how to read them.
+#[derive(Debug, Clone)]
+pub struct TensorInfo {
+    pub name: String,
+    /// Dimensions, fastest-varying first (ggml's `ne`).
+    pub dims: Vec<u64>,
+    pub dtype: GgmlType,
+    /// Offset of the data from the start of the file (already made absolute).
+    pub offset: usize,
+    /// Size of the data in bytes.
+    pub size: usize,
+}
+
+impl TensorInfo {
+    /// Total number of elements.
+    pub fn n_elements(&self) -> u64 {
+        self.dims.iter().product()
+    }
+
+    /// Number of rows: all dimensions but the first.
+    pub fn n_rows(&self) -> usize {
+        self.dims.iter().skip(1).product::<u64>() as usize
+    }
+
+    /// Elements per row (the first dimension).
+    pub fn row_len(&self) -> usize {
+        self.dims.first().copied().unwrap_or(1) as usize
+    }
+
+    /// Bytes per row.
+    pub fn row_bytes(&self) -> usize {
+        self.size / self.n_rows().max(1)
+    }
+}
+
+/// A borrowed tensor: its description and its bytes in the map.
+#[derive(Debug, Clone, Copy)]
+pub struct TensorView<'a> {
+    pub info: &'a TensorInfo,
+    pub data: &'a [u8],
+}
+
+enum Storage {
+    Mmap(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Storage {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Storage::Mmap(m) => m,
+            Storage::Owned(v) => v,
+        }
+    }
+}
+
+/// An open GGUF file.
+pub struct GgufFile {
+    storage: Storage,
+    path: Option<PathBuf>,
+    pub version: u32,
+    pub metadata: Metadata,
+    pub tensors: Vec<TensorInfo>,
+    pub alignment: u64,
+    /// Absolute offset of the tensor data section.
+    pub data_offset: usize,
+    by_name: std::collections::HashMap<String, usize>,
+}
+
+impl std::fmt::Debug for GgufFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufFile")
+            .field("path", &self.path)
+            .field("version", &self.version)
+            .field("tensors", &self.tensors.len())
+            .finish()
+    }
+}
+
+impl GgufFile {
+    /// Opens and validates a GGUF file, mapping it read-only.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+        if !meta.is_file() {
+            return Err(Error::Gguf(format!("{} is not a regular file", path.display())));
+        }
+        // SAFETY: the map is read-only and private; we never hand out references that outlive it.
+        // A file truncated by another process while mapped raises SIGBUS, as for every mmap reader.
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let mut f = Self::parse(Storage::Mmap(mmap))
+            .map_err(|e| match e {
+                Error::Gguf(m) => Error::Gguf(format!("{}: {m}", path.display())),
+                e => e,
+            })?;
+        f.path = Some(path.to_path_buf());
+        Ok(f)
+    }
+
+    /// Parses a GGUF image held in memory (tests, small generated files).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
+        Self::parse(Storage::Owned(bytes))
+    }
+
+    fn parse(storage: Storage) -> Result<Self> {
+        let bytes = storage.bytes();
+        let mut c = Cursor::new(bytes);
+        let magic = c.take(4, "magic")?;
+        if magic != MAGIC {
+            return Err(Error::Gguf(format!(
+                "bad magic {:02x?} (expected \"GGUF\"): not a GGUF file",
+                magic
+            )));
+        }
+        let version = c.u32("version")?;
+        if !(2..=3).contains(&version) {
+            return Err(Error::Gguf(format!(
+                "unsupported GGUF version {version} (supported: 2 and 3)"
+            )));
+        }
+        // A tensor info takes at least 8 (name len) + 4 (n_dims) + 4 (type) + 8 (offset) bytes.
+        let n_tensors = c.count(24, "tensor count")?;
+        // A key/value takes at least 8 (key len) + 4 (type) + 1 byte.
+        let n_kv = c.count(13, "metadata count")?;
+
+        let mut entries = Vec::with_capacity(n_kv);
+        for i in 0..n_kv {
+            let key = c.string(&format!("metadata key #{i}"))?;
+            let ty = c.u32(&format!("type of metadata '{key}'"))?;
+            let v = read_value(&mut c, ty, &key, 0)?;
+            entries.push((key, v));
+        }
+        let metadata = Metadata::from_entries(entries)?;
+
+        let alignment = match metadata.get("general.alignment") {
+            None => DEFAULT_ALIGNMENT,
+            Some(v) => {
+                let a = v.as_u64().ok_or_else(|| {
+                    Error::Gguf("general.alignment is not an unsigned integer".into())
+                })?;
+                if a == 0 || !a.is_power_of_two() || a > 1 << 20 {
+                    return Err(Error::Gguf(format!(
+                        "general.alignment {a} is not a power of two up to 1 MiB"
+                    )));
+                }
+                a
+            }
+        };
+
+        let mut raw = Vec::with_capacity(n_tensors);
+        for i in 0..n_tensors {
+            let name = c.string(&format!("name of tensor #{i}"))?;
+            let n_dims = c.u32(&format!("dimension count of tensor '{name}'"))? as usize;
+            if n_dims == 0 || n_dims > MAX_DIMS {
+                return Err(Error::Gguf(format!(
+                    "tensor '{name}' has {n_dims} dimensions (1 to {MAX_DIMS} allowed)"
+                )));
+            }
+            let mut dims = Vec::with_capacity(n_dims);
+            for d in 0..n_dims {
+                let v = c.u64(&format!("dimension {d} of tensor '{name}'"))?;
+                if v == 0 || v > i64::MAX as u64 {
+                    return Err(Error::Gguf(format!(
+                        "tensor '{name}' dimension {d} is {v}: must be between 1 and 2^63-1"
+                    )));
+                }
+                dims.push(v);
+            }
+            let ty_id = c.u32(&format!("type of tensor '{name}'"))?;
+            let dtype = GgmlType::from_id(ty_id)
+                .map_err(|_| Error::Gguf(format!("tensor '{name}' has unknown type id {ty_id}")))?;
+            let offset = c.u64(&format!("offset of tensor '{name}'"))?;
+            raw.push((name, dims, dtype, offset));
+        }
+
+        let header_end = c.pos() as u64;
+        let data_offset = header_end
+            .checked_next_multiple_of(alignment)
+            .filter(|&o| o <= bytes.len() as u64)
+            .ok_or_else(|| {
+                Error::Gguf(format!(
+                    "tensor data section (at byte {header_end}, aligned to {alignment}) starts past the end of the file ({} bytes)",
+                    bytes.len()
+                ))
+            })?;
+        let data_len = bytes.len() as u64 - data_offset;
+
+        let mut tensors = Vec::with_capacity(raw.len());
+        let mut by_name = std::collections::HashMap::with_capacity(raw.len());
+        for (name, dims, dtype, offset) in raw {
+            let n_el = dims
+                .iter()
+                .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+                .ok_or_else(|| Error::Gguf(format!("tensor '{name}' element count overflows")))?;
+            if dims[0] % dtype.block_size() as u64 != 0 {
+                return Err(Error::Gguf(format!(
+                    "tensor '{name}' row length {} is not a multiple of the {dtype} block size {}",
+                    dims[0],
+                    dtype.block_size()
+                )));
+            }
+            let size = dtype
+                .row_bytes(n_el)
+                .ok_or_else(|| Error::Gguf(format!("tensor '{name}' byte size overflows")))?;
+            if offset % alignment != 0 {
+                return Err(Error::Gguf(format!(
+                    "tensor '{name}' offset {offset} is not aligned to {alignment}"
+                )));
+            }
+            let end = offset.checked_add(size);
+            if end.is_none_or(|e| e > data_len) {
+                return Err(Error::Gguf(format!(
+                    "tensor '{name}' data (offset {offset}, {size} bytes) extends past the end of the file (data section is {data_len} bytes)"
+                )));
+            }
+            if by_name.insert(name.clone(), tensors.len()).is_some() {
+                return Err(Error::Gguf(format!("duplicate tensor name '{name}'")));
+            }
+            tensors.push(TensorInfo {
+                name,
+                dims,
+                dtype,
+                offset: (data_offset + offset) as usize,
+                size: size as usize,
+            });
+        }
+
+        Ok(GgufFile {
+            version,
+            metadata,
+            tensors,
+            alignment,
+            data_offset: data_offset as usize,
+            by_name,
+            path: None,
+            storage,
+        })
+    }
+
+    /// The path the file was opened from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The whole file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.storage.bytes()
+    }
+
+    /// Size of the file in bytes.
+    pub fn file_size(&self) -> usize {
+        self.bytes().len()
+    }
+
+    /// Looks up a tensor's info by name.
+    pub fn tensor_info(&self, name: &str) -> Option<&TensorInfo> {
+        self.by_name.get(name).map(|&i| &self.tensors[i])
+    }
+
+    /// A zero-copy view of a tensor (bounds were checked at open).
+    pub fn tensor(&self, name: &str) -> Option<TensorView<'_>> {
+        let info = self.tensor_info(name)?;
+        Some(TensorView {
+            info,
+            data: &self.bytes()[info.offset..info.offset + info.size],
+        })
+    }
+
+    /// A tensor that must exist, with an error naming it otherwise.
+    pub fn require(&self, name: &str) -> Result<TensorView<'_>> {
+        self.tensor(name)
+            .ok_or_else(|| Error::Model(format!("missing tensor '{name}'")))
+    }
+}
+
+fn read_value(c: &mut Cursor<'_>, ty: u32, key: &str, depth: usize) -> Result<Value> {
+    Ok(match ty {
+        0 => Value::U8(c.u8(key)?),
+        1 => Value::I8(c.u8(key)? as i8),
+        2 => Value::U16(c.u16(key)?),
+        3 => Value::I16(c.u16(key)? as i16),
+        4 => Value::U32(c.u32(key)?),
+        5 => Value::I32(c.u32(key)? as i32),
+        6 => Value::F32(c.f32(key)?),
+        7 => {
+            let b = c.u8(key)?;
+            if b > 1 {
+                return Err(Error::Gguf(format!("metadata '{key}': bool value {b} is not 0 or 1")));
+            }
+            Value::Bool(b == 1)
+        }
+        8 => Value::String(c.string(&format!("string value of '{key}'"))?),
+        9 => {
+            if depth >= MAX_ARRAY_DEPTH {
+                return Err(Error::Gguf(format!("metadata '{key}': arrays nested too deeply")));
+            }
+            let elem_ty = c.u32(&format!("array element type of '{key}'"))?;
+            let min = min_value_size(elem_ty).ok_or_else(|| {
+                Error::Gguf(format!("metadata '{key}': unknown array element type {elem_ty}"))
+            })?;
+            let n = c.count(min, &format!("array length of '{key}'"))?;
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                v.push(read_value(c, elem_ty, key, depth + 1)?);
+            }
+            Value::Array(v)
+        }
+        10 => Value::U64(c.u64(key)?),
+        11 => Value::I64(c.u64(key)? as i64),
+        12 => Value::F64(c.f64(key)?),
+        _ => return Err(Error::Gguf(format!("metadata '{key}' has unknown value type {ty}"))),
+    })
+}
+
+/// The fewest bytes a value of GGUF type `ty` occupies.
+fn min_value_size(ty: u32) -> Option<usize> {
+    Some(match ty {
+        0 | 1 | 7 => 1,
+        2 | 3 => 2,
+        4..=6 => 4,
+        8 => 8,
+        9 => 12,
+        10..=12 => 8,
+        _ => return None,
+    })
+}
