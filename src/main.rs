@@ -1,1 +1,32 @@
-fn main() {}
+//! sparsetop: chat with a language model on your CPU while live panels show what the inference
+//! engine is doing.
+
+mod cli;
+mod commands;
+mod model_path;
+mod output;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        None => commands::chat::run(&cli::ChatArgs::default_args()),
+        Some(cli::Command::Chat(a)) => commands::chat::run(&a),
+        Some(cli::Command::Run(a)) => commands::run::run(&a),
+        Some(cli::Command::Tokenize(a)) => commands::tokenize::run(&a),
+        Some(cli::Command::Perplexity(a)) => commands::perplexity::run(&a),
+        Some(cli::Command::Inspect(a)) => commands::inspect::run(&a),
+        Some(cli::Command::Pull) => commands::pull::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the cause chain on one line; user errors never show a backtrace.
+            eprintln!("sparsetop: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

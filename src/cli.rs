@@ -1,0 +1,174 @@
+//! Command-line interface. Engine flags are spelled as llama.cpp spells them (`-m`, `-p`, `-n`,
+//! `-t`, `-c`, `--temp`...), so people can carry their habits over.
+
+use clap::{Args, Parser, Subcommand};
+use sparsetop_engine::Precision;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sparsetop",
+    version,
+    about = "Chat with a language model on your CPU while watching what the inference engine does",
+    after_help = "With no command, `sparsetop` opens the chat with the default model (SmolLM2-135M-Instruct), downloading it first if needed."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Chat with the model in the terminal (the default command).
+    Chat(ChatArgs),
+    /// Generate text from a prompt and stream it to stdout.
+    Run(RunArgs),
+    /// Print the token ids of a text as a JSON array.
+    Tokenize(TokenizeArgs),
+    /// Measure perplexity on a text file, as llama-perplexity does.
+    Perplexity(PerplexityArgs),
+    /// Describe a GGUF model: architecture, hyper-parameters, tokenizer, tensors.
+    Inspect(InspectArgs),
+    /// Download the default model (SmolLM2-135M-Instruct Q4_1) into the cache.
+    Pull,
+}
+
+/// Model selection and engine settings shared by every command that runs the model.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// GGUF model file (default: SmolLM2-135M-Instruct Q4_1, downloaded on first use).
+    #[arg(short = 'm', long = "model", value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(short = 't', long = "threads", default_value_t = 0, hide_default_value = true)]
+    pub threads: usize,
+    /// Context size in tokens (default 4096, capped at the model's trained length).
+    #[arg(short = 'c', long = "ctx-size", default_value_t = 0, hide_default_value = true)]
+    pub ctx_size: usize,
+    /// Prompt tokens evaluated per batch.
+    #[arg(short = 'b', long = "batch-size", default_value_t = 256)]
+    pub batch_size: usize,
+    /// Numeric mode: `fast` (quantized activations, f16 KV cache, as llama.cpp) or `exact` (f32).
+    #[arg(long, default_value = "fast", value_parser = parse_precision)]
+    pub precision: Precision,
+}
+
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    s.parse()
+}
+
+/// Sampling settings, llama.cpp's defaults.
+#[derive(Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.8)]
+    pub temp: f32,
+    /// Top-k sampling (0 = off).
+    #[arg(long = "top-k", default_value_t = 40)]
+    pub top_k: usize,
+    /// Top-p (nucleus) sampling (1.0 = off).
+    #[arg(long = "top-p", default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Min-p sampling (0.0 = off).
+    #[arg(long = "min-p", default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Penalise repeating the last --repeat-last-n tokens (1.0 = off).
+    #[arg(long = "repeat-penalty", default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// How many recent tokens the repeat penalty considers.
+    #[arg(long = "repeat-last-n", default_value_t = 64)]
+    pub repeat_last_n: usize,
+    /// Random seed (default: random).
+    #[arg(short = 's', long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Prompt text.
+    #[arg(short = 'p', long, conflicts_with = "file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from a file.
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
+    /// Tokens to generate (-1 = until the model ends its answer or the context is full).
+    #[arg(short = 'n', long = "predict", default_value_t = -1, allow_hyphen_values = true)]
+    pub n_predict: i64,
+    /// Wrap the prompt as one user message with the model's chat template.
+    #[arg(long)]
+    pub chat: bool,
+    /// System message for --chat (default: the template's own, if any).
+    #[arg(long, requires = "chat")]
+    pub system: Option<String>,
+    /// Print one JSON object at the end instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// System message (default: the template's own, if any).
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Most tokens per answer (-1 = until the model ends its answer).
+    #[arg(short = 'n', long = "predict", default_value_t = -1, allow_hyphen_values = true)]
+    pub n_predict: i64,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenizeArgs {
+    /// GGUF model file (default: the default model).
+    #[arg(short = 'm', long = "model", value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Text to tokenize.
+    #[arg(short = 'p', long, conflicts_with = "file", required_unless_present = "file")]
+    pub prompt: Option<String>,
+    /// Read the text from a file.
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
+    /// Treat special-token text such as <|im_start|> as plain text.
+    #[arg(long)]
+    pub no_parse_special: bool,
+    /// Do not add BOS/EOS even when the model asks for them.
+    #[arg(long)]
+    pub no_bos: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PerplexityArgs {
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Text file to score.
+    #[arg(short = 'f', long)]
+    pub file: PathBuf,
+    /// Print {"ppl":..,"chunks":..} instead of a report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// GGUF model file (default: the default model).
+    pub model: Option<PathBuf>,
+    /// List every tensor.
+    #[arg(long)]
+    pub tensors: bool,
+}
+
+impl ChatArgs {
+    /// The settings of a plain `sparsetop chat`, used when no command is given.
+    pub fn default_args() -> Self {
+        match Cli::parse_from(["sparsetop", "chat"]).command {
+            Some(Command::Chat(a)) => a,
+            _ => unreachable!("`chat` parses as the chat command"),
+        }
+    }
+}

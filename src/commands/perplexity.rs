@@ -1,0 +1,46 @@
+//! `sparsetop perplexity`: llama-perplexity's measurement on a text file.
+
+use super::common;
+use crate::cli::PerplexityArgs;
+use crate::output;
+use anyhow::Context;
+use std::io::Write;
+
+pub fn run(a: &PerplexityArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&a.file)
+        .with_context(|| format!("cannot read {}", a.file.display()))?;
+    let model = common::load_model(&a.engine)?;
+    // As llama-perplexity: special tokens allowed (BOS if the model asks), specials not parsed.
+    let tokens = model.tokenizer.encode(&text, true, false)?;
+    let n_ctx = if a.engine.ctx_size == 0 { 512 } else { a.engine.ctx_size };
+    eprintln!(
+        "perplexity: {} tokens, {} chunks of {n_ctx}, precision {:?}",
+        tokens.len(),
+        tokens.len() / n_ctx,
+        a.engine.precision
+    );
+    let t0 = std::time::Instant::now();
+    let r = sparsetop_engine::perplexity::perplexity(
+        &model,
+        &tokens,
+        n_ctx,
+        a.engine.threads,
+        a.engine.precision,
+        |i, _n, ppl| {
+            eprint!("[{i}]{ppl:.4},");
+            let _ = std::io::stderr().flush();
+        },
+    )?;
+    eprintln!();
+    eprintln!(
+        "{} tokens scored in {:.1} s",
+        r.scored_tokens,
+        t0.elapsed().as_secs_f64()
+    );
+    if a.json {
+        let obj = serde_json::json!({"ppl": r.ppl, "chunks": r.chunks, "n_ctx": r.n_ctx});
+        output::stream(&format!("{obj}\n"))
+    } else {
+        output::stream(&format!("PPL = {:.4} ({} chunks of {})\n", r.ppl, r.chunks, r.n_ctx))
+    }
+}
