@@ -2,10 +2,12 @@
 //!
 //! No UI here: the app drives the engine and reads its telemetry events.
 
+pub mod chat;
 pub mod error;
 pub mod fetch;
 pub mod ggml_type;
 pub mod gguf;
+pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use ggml_type::GgmlType;
