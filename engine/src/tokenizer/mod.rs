@@ -532,13 +532,16 @@ impl Tokenizer {
         }
     }
 
-    /// Decodes ids to text (lossy UTF-8). Like `llama_detokenize`, an SPM vocab with
-    /// `add_space_prefix` loses the first token's leading space (the one encoding added).
+    /// Decodes ids to text (lossy UTF-8). With `add_space_prefix` (SPM), the first text token —
+    /// the first token, or the second when the first is BOS — loses one leading space, the one the
+    /// encoder added, so that `decode(encode(s))` gives `s` back. (llama.cpp's `llama_detokenize`
+    /// strips it only from the very first token.)
     pub fn decode(&self, ids: &[u32], render_special: bool) -> String {
         let mut bytes = Vec::with_capacity(ids.len() * 4);
+        let first_text = usize::from(ids.first().is_some_and(|&i| Some(i) == self.bos));
         for (k, &id) in ids.iter().enumerate() {
             let mut p = self.token_bytes(id, render_special);
-            if k == 0 && self.add_space_prefix {
+            if k == first_text && self.add_space_prefix {
                 p = p.strip_prefix(b" ").unwrap_or(p);
             }
             bytes.extend_from_slice(p);

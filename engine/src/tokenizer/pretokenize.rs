@@ -6,7 +6,8 @@
 //! text between them (llama.cpp's `unicode_regex_split`; `tokenizers`' `Split(.., Isolated)`).
 //!
 //! Pre-tokenizers that llama.cpp implements with hand-written code rather than a regex (`kimi-k2`,
-//! `afmoe`, the zero-width `superbpe` split) are not supported: an unknown `pre` is an error, never a
+//! `afmoe`, the zero-width `superbpe` split), and `deepseek-llm` (whose huge literal character class
+//! the `tokenizers` regex engine rejects), are not supported: an unknown `pre` is an error, never a
 //! guess.
 
 use crate::error::{Error, Result};
@@ -61,7 +62,6 @@ pub const KNOWN_PRE: &[&str] = &[
     "lfm2",
     "dbrx",
     "smaug-bpe",
-    "deepseek-llm",
     "deepseek-coder",
     "deepseek-v3",
     "hunyuan-dense",
@@ -130,17 +130,6 @@ pub fn pre_spec(pre: Option<&str>) -> Result<PreSpec> {
             ..spec("llama3", &[LLAMA3])
         },
         "dbrx" | "smaug-bpe" => spec("dbrx", &[LLAMA3]),
-        "deepseek-llm" => spec(
-            "deepseek-llm",
-            &[
-                r"[\r\n]",
-                r"\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",
-                r"\s?[!-/:-~！-／：-～‘-‟　-。]+",
-                r"\s+$",
-                r"[一-龥ࠀ-一가-퟿]+",
-                r"\p{N}+",
-            ],
-        ),
         "deepseek-coder" => spec(
             "deepseek-coder",
             &[

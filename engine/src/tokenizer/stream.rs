@@ -8,7 +8,7 @@ use super::Tokenizer;
 ///
 /// The concatenation of all `push` results and the final `flush` equals `Tokenizer::decode` of the
 /// same ids (with the same `render_special`), except that `decode` on an SPM vocab with
-/// `add_space_prefix` drops the first token's leading space (llama.cpp's detokenizer does), while a
+/// `add_space_prefix` drops the leading space the encoder added to the first text token, while a
 /// stream — usually the continuation of a prompt — keeps it.
 #[derive(Debug, Clone)]
 pub struct StreamDecoder {
