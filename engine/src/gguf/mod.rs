@@ -109,16 +109,18 @@ impl GgufFile {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let meta = file.metadata().map_err(|e| Error::io(path, e))?;
         if !meta.is_file() {
-            return Err(Error::Gguf(format!("{} is not a regular file", path.display())));
+            return Err(Error::Gguf(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
         }
         // SAFETY: the map is read-only and private; we never hand out references that outlive it.
         // A file truncated by another process while mapped raises SIGBUS, as for every mmap reader.
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let mut f = Self::parse(Storage::Mmap(mmap))
-            .map_err(|e| match e {
-                Error::Gguf(m) => Error::Gguf(format!("{}: {m}", path.display())),
-                e => e,
-            })?;
+        let mut f = Self::parse(Storage::Mmap(mmap)).map_err(|e| match e {
+            Error::Gguf(m) => Error::Gguf(format!("{}: {m}", path.display())),
+            e => e,
+        })?;
         f.path = Some(path.to_path_buf());
         Ok(f)
     }
@@ -311,18 +313,24 @@ fn read_value(c: &mut Cursor<'_>, ty: u32, key: &str, depth: usize) -> Result<Va
         7 => {
             let b = c.u8(key)?;
             if b > 1 {
-                return Err(Error::Gguf(format!("metadata '{key}': bool value {b} is not 0 or 1")));
+                return Err(Error::Gguf(format!(
+                    "metadata '{key}': bool value {b} is not 0 or 1"
+                )));
             }
             Value::Bool(b == 1)
         }
         8 => Value::String(c.string(&format!("string value of '{key}'"))?),
         9 => {
             if depth >= MAX_ARRAY_DEPTH {
-                return Err(Error::Gguf(format!("metadata '{key}': arrays nested too deeply")));
+                return Err(Error::Gguf(format!(
+                    "metadata '{key}': arrays nested too deeply"
+                )));
             }
             let elem_ty = c.u32(&format!("array element type of '{key}'"))?;
             let min = min_value_size(elem_ty).ok_or_else(|| {
-                Error::Gguf(format!("metadata '{key}': unknown array element type {elem_ty}"))
+                Error::Gguf(format!(
+                    "metadata '{key}': unknown array element type {elem_ty}"
+                ))
             })?;
             let n = c.count(min, &format!("array length of '{key}'"))?;
             let mut v = Vec::with_capacity(n);
@@ -334,7 +342,11 @@ fn read_value(c: &mut Cursor<'_>, ty: u32, key: &str, depth: usize) -> Result<Va
         10 => Value::U64(c.u64(key)?),
         11 => Value::I64(c.u64(key)? as i64),
         12 => Value::F64(c.f64(key)?),
-        _ => return Err(Error::Gguf(format!("metadata '{key}' has unknown value type {ty}"))),
+        _ => {
+            return Err(Error::Gguf(format!(
+                "metadata '{key}' has unknown value type {ty}"
+            )))
+        }
     })
 }
 
