@@ -146,7 +146,10 @@ impl Metadata {
     /// An optional unsigned integer; present with another type is an error.
     pub fn u64(&self, key: &str) -> Result<Option<u64>> {
         self.get(key)
-            .map(|v| v.as_u64().ok_or_else(|| Self::wrong(key, "an unsigned integer", v)))
+            .map(|v| {
+                v.as_u64()
+                    .ok_or_else(|| Self::wrong(key, "an unsigned integer", v))
+            })
             .transpose()
     }
 

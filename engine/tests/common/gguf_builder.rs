@@ -249,9 +249,7 @@ impl GgufBuilder {
         let mut out = Vec::new();
         out.extend_from_slice(&self.magic);
         out.extend_from_slice(&self.version.to_le_bytes());
-        let n_tensors = self
-            .n_tensors_override
-            .unwrap_or(self.tensors.len() as u64);
+        let n_tensors = self.n_tensors_override.unwrap_or(self.tensors.len() as u64);
         let n_kv = self.n_kv_override.unwrap_or(self.kvs.len() as u64);
         out.extend_from_slice(&n_tensors.to_le_bytes());
         out.extend_from_slice(&n_kv.to_le_bytes());
