@@ -142,19 +142,33 @@ impl GgufFile {
         }
         let version = c.u32("version")?;
         if !(2..=3).contains(&version) {
+            if (2..=3).contains(&version.swap_bytes()) {
+                return Err(Error::Gguf(format!(
+                    "unsupported GGUF version {version}: this looks like a big-endian GGUF \
+                     (version {}), which is not supported",
+                    version.swap_bytes()
+                )));
+            }
             return Err(Error::Gguf(format!(
                 "unsupported GGUF version {version} (supported: 2 and 3)"
             )));
         }
-        // A tensor info takes at least 8 (name len) + 4 (n_dims) + 4 (type) + 8 (offset) bytes.
-        let n_tensors = c.count(24, "tensor count")?;
+        // Both counts are read before either is checked, so a file cut inside the header says
+        // which field it was cut in.
+        let n_tensors_at = c.pos();
+        let n_tensors = c.u64("tensor count")?;
+        let n_kv_at = c.pos();
+        let n_kv = c.u64("metadata count")?;
+        // A tensor info takes at least 8 (name len) + 4 (n_dims) + 8 (one dim) + 4 (type) +
+        // 8 (offset) bytes.
+        let n_tensors = c.check_count(n_tensors, n_tensors_at, 32, "tensor count")?;
         // A key/value takes at least 8 (key len) + 4 (type) + 1 byte.
-        let n_kv = c.count(13, "metadata count")?;
+        let n_kv = c.check_count(n_kv, n_kv_at, 13, "metadata count")?;
 
-        let mut entries = Vec::with_capacity(n_kv);
+        let mut entries = Vec::with_capacity(c.capacity_for::<(String, Value)>(n_kv));
         for i in 0..n_kv {
-            let key = c.string(&format!("metadata key #{i}"))?;
-            let ty = c.u32(&format!("type of metadata '{key}'"))?;
+            let key = c.string(format_args!("metadata key #{i}"))?;
+            let ty = c.u32(format_args!("type of metadata '{key}'"))?;
             let v = read_value(&mut c, ty, &key, 0)?;
             entries.push((key, v));
         }
@@ -164,7 +178,10 @@ impl GgufFile {
             None => DEFAULT_ALIGNMENT,
             Some(v) => {
                 let a = v.as_u64().ok_or_else(|| {
-                    Error::Gguf("general.alignment is not an unsigned integer".into())
+                    Error::Gguf(format!(
+                        "general.alignment must be an unsigned integer, found {} {v:?}",
+                        v.type_name()
+                    ))
                 })?;
                 if a == 0 || !a.is_power_of_two() || a > 1 << 20 {
                     return Err(Error::Gguf(format!(
@@ -175,10 +192,11 @@ impl GgufFile {
             }
         };
 
-        let mut raw = Vec::with_capacity(n_tensors);
+        let mut raw =
+            Vec::with_capacity(c.capacity_for::<(String, Vec<u64>, GgmlType, u64)>(n_tensors));
         for i in 0..n_tensors {
-            let name = c.string(&format!("name of tensor #{i}"))?;
-            let n_dims = c.u32(&format!("dimension count of tensor '{name}'"))? as usize;
+            let name = c.string(format_args!("name of tensor #{i}"))?;
+            let n_dims = c.u32(format_args!("dimension count of tensor '{name}'"))? as usize;
             if n_dims == 0 || n_dims > MAX_DIMS {
                 return Err(Error::Gguf(format!(
                     "tensor '{name}' has {n_dims} dimensions (1 to {MAX_DIMS} allowed)"
@@ -186,7 +204,7 @@ impl GgufFile {
             }
             let mut dims = Vec::with_capacity(n_dims);
             for d in 0..n_dims {
-                let v = c.u64(&format!("dimension {d} of tensor '{name}'"))?;
+                let v = c.u64(format_args!("dimension {d} of tensor '{name}'"))?;
                 if v == 0 || v > i64::MAX as u64 {
                     return Err(Error::Gguf(format!(
                         "tensor '{name}' dimension {d} is {v}: must be between 1 and 2^63-1"
@@ -194,24 +212,27 @@ impl GgufFile {
                 }
                 dims.push(v);
             }
-            let ty_id = c.u32(&format!("type of tensor '{name}'"))?;
+            let ty_id = c.u32(format_args!("type of tensor '{name}'"))?;
             let dtype = GgmlType::from_id(ty_id)
                 .map_err(|_| Error::Gguf(format!("tensor '{name}' has unknown type id {ty_id}")))?;
-            let offset = c.u64(&format!("offset of tensor '{name}'"))?;
+            let offset = c.u64(format_args!("offset of tensor '{name}'"))?;
             raw.push((name, dims, dtype, offset));
         }
 
         let header_end = c.pos() as u64;
-        let data_offset = header_end
-            .checked_next_multiple_of(alignment)
-            .filter(|&o| o <= bytes.len() as u64)
-            .ok_or_else(|| {
-                Error::Gguf(format!(
-                    "tensor data section (at byte {header_end}, aligned to {alignment}) starts past the end of the file ({} bytes)",
-                    bytes.len()
-                ))
-            })?;
-        let data_len = bytes.len() as u64 - data_offset;
+        let file_len = bytes.len() as u64;
+        let data_offset = match header_end.checked_next_multiple_of(alignment) {
+            Some(o) if o <= file_len => o,
+            // A file without tensors (vocab-only, metadata-only) need not pad its header: llama.cpp
+            // accepts these, and there is no data to align.
+            _ if raw.is_empty() => file_len,
+            _ => {
+                return Err(Error::Gguf(format!(
+                    "tensor data section (at byte {header_end}, aligned to {alignment}) starts past the end of the file ({file_len} bytes)"
+                )))
+            }
+        };
+        let data_len = file_len - data_offset;
 
         let mut tensors = Vec::with_capacity(raw.len());
         let mut by_name = std::collections::HashMap::with_capacity(raw.len());
@@ -301,17 +322,29 @@ impl GgufFile {
     }
 }
 
+/// Names a field of a metadata entry in error messages ("value of metadata 'k'") without formatting
+/// a `String` for every value read.
+#[derive(Clone, Copy)]
+struct Field<'a>(&'static str, &'a str);
+
+impl std::fmt::Display for Field<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} '{}'", self.0, self.1)
+    }
+}
+
 fn read_value(c: &mut Cursor<'_>, ty: u32, key: &str, depth: usize) -> Result<Value> {
+    let what = Field("value of metadata", key);
     Ok(match ty {
-        0 => Value::U8(c.u8(key)?),
-        1 => Value::I8(c.u8(key)? as i8),
-        2 => Value::U16(c.u16(key)?),
-        3 => Value::I16(c.u16(key)? as i16),
-        4 => Value::U32(c.u32(key)?),
-        5 => Value::I32(c.u32(key)? as i32),
-        6 => Value::F32(c.f32(key)?),
+        0 => Value::U8(c.u8(what)?),
+        1 => Value::I8(c.u8(what)? as i8),
+        2 => Value::U16(c.u16(what)?),
+        3 => Value::I16(c.u16(what)? as i16),
+        4 => Value::U32(c.u32(what)?),
+        5 => Value::I32(c.u32(what)? as i32),
+        6 => Value::F32(c.f32(what)?),
         7 => {
-            let b = c.u8(key)?;
+            let b = c.u8(what)?;
             if b > 1 {
                 return Err(Error::Gguf(format!(
                     "metadata '{key}': bool value {b} is not 0 or 1"
@@ -319,29 +352,33 @@ fn read_value(c: &mut Cursor<'_>, ty: u32, key: &str, depth: usize) -> Result<Va
             }
             Value::Bool(b == 1)
         }
-        8 => Value::String(c.string(&format!("string value of '{key}'"))?),
+        8 => Value::String(c.string(Field("string value of", key))?),
         9 => {
             if depth >= MAX_ARRAY_DEPTH {
                 return Err(Error::Gguf(format!(
                     "metadata '{key}': arrays nested too deeply"
                 )));
             }
-            let elem_ty = c.u32(&format!("array element type of '{key}'"))?;
+            let elem_ty = c.u32(Field("array element type of", key))?;
             let min = min_value_size(elem_ty).ok_or_else(|| {
                 Error::Gguf(format!(
                     "metadata '{key}': unknown array element type {elem_ty}"
                 ))
             })?;
-            let n = c.count(min, &format!("array length of '{key}'"))?;
-            let mut v = Vec::with_capacity(n);
-            for _ in 0..n {
-                v.push(read_value(c, elem_ty, key, depth + 1)?);
+            let n = c.count(min, Field("array length of", key))?;
+            let mut v = Vec::with_capacity(c.capacity_for::<Value>(n));
+            for i in 0..n {
+                let item = read_value(c, elem_ty, key, depth + 1).map_err(|e| match e {
+                    Error::Gguf(m) => Error::Gguf(format!("{m} (element {i} of {n})")),
+                    e => e,
+                })?;
+                v.push(item);
             }
             Value::Array(v)
         }
-        10 => Value::U64(c.u64(key)?),
-        11 => Value::I64(c.u64(key)? as i64),
-        12 => Value::F64(c.f64(key)?),
+        10 => Value::U64(c.u64(what)?),
+        11 => Value::I64(c.u64(what)? as i64),
+        12 => Value::F64(c.f64(what)?),
         _ => {
             return Err(Error::Gguf(format!(
                 "metadata '{key}' has unknown value type {ty}"
