@@ -6,6 +6,7 @@ pub mod error;
 pub mod fetch;
 pub mod ggml_type;
 pub mod gguf;
+pub mod quant;
 
 pub use error::{Error, Result};
 pub use ggml_type::GgmlType;
