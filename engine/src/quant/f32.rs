@@ -1,0 +1,29 @@
+//! F32: plain little-endian floats, one element per "block".
+//!
+//! The dot product multiplies in f32 and accumulates in f64, as ggml's scalar `ggml_vec_dot_f32`
+//! does (`ggml_float` is double), so long rows do not lose precision to the running sum.
+
+use super::dequant_blocks;
+
+/// Reads the little-endian floats of `src` (the bytes may be unaligned, so no cast).
+pub(crate) fn dequantize(src: &[u8], dst: &mut [f32]) {
+    for (b, y) in dequant_blocks::<4, 1>(src, dst) {
+        y[0] = f32::from_le_bytes(*b);
+    }
+}
+
+/// Σ w·a with f32 products summed in f64.
+pub(crate) fn vec_dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let mut sum = 0f64;
+    for (x, y) in super::dot_blocks::<4, 4>(n, 1, w, a) {
+        sum += (f32::from_le_bytes(*x) * f32::from_le_bytes(*y)) as f64;
+    }
+    sum as f32
+}
+
+/// Stores the activations as little-endian bytes.
+pub(crate) fn quantize(src: &[f32], dst: &mut [u8]) {
+    for (x, b) in super::quant_blocks::<1, 4>(src, dst) {
+        *b = x[0].to_le_bytes();
+    }
+}
