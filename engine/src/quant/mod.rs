@@ -163,8 +163,8 @@ fn blocks_mut<const TS: usize>(
         .map(|c| c.try_into().expect("chunks_exact yields TS bytes"))
 }
 
-/// Iterates over the `BS`-element output blocks of `dst`, checking `src` holds exactly as many blocks
-/// of `TS` bytes: the common prologue of every `dequantize`.
+/// Iterates over the `BS`-element output blocks of `dst` and as many `TS`-byte blocks from the start
+/// of `src` (which may run on, e.g. to the end of a tensor): the common prologue of every `dequantize`.
 #[inline(always)]
 fn dequant_blocks<'a, const TS: usize, const BS: usize>(
     src: &'a [u8],
@@ -172,7 +172,7 @@ fn dequant_blocks<'a, const TS: usize, const BS: usize>(
 ) -> impl Iterator<Item = (&'a [u8; TS], &'a mut [f32; BS])> {
     assert_eq!(dst.len() % BS, 0, "dequantize: partial block");
     let nb = dst.len() / BS;
-    assert_eq!(src.len(), nb * TS, "dequantize: source size");
+    assert!(src.len() >= nb * TS, "dequantize: short source");
     blocks::<TS>(src, nb).zip(
         dst.chunks_exact_mut(BS)
             .map(|c| c.try_into().expect("chunks_exact yields BS elements")),

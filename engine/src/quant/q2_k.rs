@@ -11,27 +11,31 @@ use crate::ggml_type::QK_K;
 
 const BYTES: usize = 84;
 
-/// `dequantize_row_q2_K`.
+/// The 256 two-bit quants of a block, in element order.
+#[inline(always)]
+fn unpack(b: &[u8; BYTES]) -> [u8; QK_K] {
+    let mut out = [0u8; QK_K];
+    for (out, qs) in out.chunks_exact_mut(128).zip(b[16..80].chunks_exact(32)) {
+        for (j, out) in out.chunks_exact_mut(32).enumerate() {
+            for (o, q) in out.iter_mut().zip(qs) {
+                *o = (q >> (2 * j)) & 3;
+            }
+        }
+    }
+    out
+}
+
+/// `dequantize_row_q2_K`: y = (d · scale) · q - dmin · min.
 pub(crate) fn dequantize(src: &[u8], dst: &mut [f32]) {
     for (b, y) in dequant_blocks::<BYTES, QK_K>(src, dst) {
         let d = f16_at(b, 80);
         let dmin = f16_at(b, 82);
-        let scales = &b[..16];
-        for (half, (y, qs)) in y
-            .chunks_exact_mut(128)
-            .zip(b[16..80].chunks_exact(32))
-            .enumerate()
-        {
-            for (j, y) in y.chunks_exact_mut(32).enumerate() {
-                let shift = 2 * j;
-                for (k, (y, qs)) in y.chunks_exact_mut(16).zip(qs.chunks_exact(16)).enumerate() {
-                    let sc = scales[half * 8 + j * 2 + k];
-                    let dl = d * (sc & 0x0f) as f32;
-                    let ml = dmin * (sc >> 4) as f32;
-                    for (y, q) in y.iter_mut().zip(qs) {
-                        *y = dl * ((q >> shift) & 3) as f32 - ml;
-                    }
-                }
+        let q = unpack(b);
+        for ((y, q), &sc) in y.chunks_exact_mut(16).zip(q.chunks_exact(16)).zip(&b[..16]) {
+            let dl = d * (sc & 0x0f) as i32 as f32;
+            let ml = dmin * (sc >> 4) as i32 as f32;
+            for (y, &q) in y.iter_mut().zip(q) {
+                *y = dl * q as i32 as f32 - ml;
             }
         }
     }

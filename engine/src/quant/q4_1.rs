@@ -15,8 +15,8 @@ pub(crate) fn dequantize(src: &[u8], dst: &mut [f32]) {
         let m = f16_at(b, 2);
         let (lo, hi) = y.split_at_mut(QK / 2);
         for ((q, y0), y1) in b[4..].iter().zip(lo).zip(hi) {
-            *y0 = (q & 0x0f) as f32 * d + m;
-            *y1 = (q >> 4) as f32 * d + m;
+            *y0 = (q & 0x0f) as i32 as f32 * d + m;
+            *y1 = (q >> 4) as i32 as f32 * d + m;
         }
     }
 }
