@@ -40,10 +40,20 @@ pub struct EngineArgs {
     #[arg(short = 'm', long = "model", value_name = "PATH")]
     pub model: Option<PathBuf>,
     /// Worker threads (default: one per core).
-    #[arg(short = 't', long = "threads", default_value_t = 0, hide_default_value = true)]
+    #[arg(
+        short = 't',
+        long = "threads",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
     pub threads: usize,
     /// Context size in tokens (default 4096, capped at the model's trained length).
-    #[arg(short = 'c', long = "ctx-size", default_value_t = 0, hide_default_value = true)]
+    #[arg(
+        short = 'c',
+        long = "ctx-size",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
     pub ctx_size: usize,
     /// Prompt tokens evaluated per batch.
     #[arg(short = 'b', long = "batch-size", default_value_t = 256)]
@@ -129,7 +139,12 @@ pub struct TokenizeArgs {
     #[arg(short = 'm', long = "model", value_name = "PATH")]
     pub model: Option<PathBuf>,
     /// Text to tokenize.
-    #[arg(short = 'p', long, conflicts_with = "file", required_unless_present = "file")]
+    #[arg(
+        short = 'p',
+        long,
+        conflicts_with = "file",
+        required_unless_present = "file"
+    )]
     pub prompt: Option<String>,
     /// Read the text from a file.
     #[arg(short = 'f', long)]

@@ -23,8 +23,14 @@ fn stderr(o: &Output) -> String {
 /// Asserts a failed run with a clear message and no panic or backtrace.
 fn assert_clean_failure(o: &Output, needle: &str) {
     let err = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
-    assert!(err.contains(needle), "stderr should mention {needle:?}: {err}");
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(
+        err.contains(needle),
+        "stderr should mention {needle:?}: {err}"
+    );
     assert!(!err.contains("panicked"), "panic: {err}");
     assert!(!err.contains("RUST_BACKTRACE"), "backtrace hint: {err}");
 }
@@ -36,16 +42,37 @@ fn run_json_reproduces_exact_greedy_until_end_of_generation() {
     let prompt = case["prompt_text"].as_str().unwrap();
     let m = model();
     let o = sparsetop(&[
-        "run", "-m", &m, "-p", prompt, "-n", "48", "--temp", "0", "--precision", "exact", "--json",
+        "run",
+        "-m",
+        &m,
+        "-p",
+        prompt,
+        "-n",
+        "48",
+        "--temp",
+        "0",
+        "--precision",
+        "exact",
+        "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).expect("stdout is one JSON object");
-    assert_eq!(common::ids(&v["prompt_ids"]), common::ids(&case["prompt_ids"]));
+    assert_eq!(
+        common::ids(&v["prompt_ids"]),
+        common::ids(&case["prompt_ids"])
+    );
     let want = common::ids(&case["generated_ids"]);
     let eog = case["first_eog_index"].as_i64().unwrap();
-    let want = if eog >= 0 { &want[..eog as usize] } else { &want[..] };
+    let want = if eog >= 0 {
+        &want[..eog as usize]
+    } else {
+        &want[..]
+    };
     assert_eq!(common::ids(&v["generated_ids"]), want);
-    assert_eq!(v["text"].as_str().unwrap(), case["generated_text_until_eog"].as_str().unwrap());
+    assert_eq!(
+        v["text"].as_str().unwrap(),
+        case["generated_text_until_eog"].as_str().unwrap()
+    );
     assert!(v["prompt_tok_s"].as_f64().unwrap() > 0.0);
     assert!(v["gen_tok_s"].as_f64().unwrap() > 0.0);
 }
@@ -61,17 +88,32 @@ fn run_chat_uses_the_gguf_template() {
         .unwrap();
     let m = model();
     let user = case["user_message"].as_str().unwrap();
-    let o = sparsetop(&["run", "-m", &m, "-p", user, "--chat", "-n", "4", "--temp", "0", "--json"]);
+    let o = sparsetop(&[
+        "run", "-m", &m, "-p", user, "--chat", "-n", "4", "--temp", "0", "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(common::ids(&v["prompt_ids"]), common::ids(&case["prompt_ids"]));
+    assert_eq!(
+        common::ids(&v["prompt_ids"]),
+        common::ids(&case["prompt_ids"])
+    );
     assert_eq!(common::ids(&v["generated_ids"]).len(), 4);
 }
 
 #[test]
 fn run_streams_text() {
     let m = model();
-    let o = sparsetop(&["run", "-m", &m, "-p", "The capital of France is", "-n", "3", "--temp", "0"]);
+    let o = sparsetop(&[
+        "run",
+        "-m",
+        &m,
+        "-p",
+        "The capital of France is",
+        "-n",
+        "3",
+        "--temp",
+        "0",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).starts_with(" Paris"));
     assert!(stderr(&o).contains("tok/s"));
@@ -89,7 +131,11 @@ fn tokenize_prints_ids() {
         assert_eq!(common::ids(&v), common::ids(&case["ids"]), "{text:?}");
         let o = sparsetop(&["tokenize", "-m", &m, "-p", text, "--no-parse-special"]);
         let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-        assert_eq!(common::ids(&v), common::ids(&case["ids_no_parse_special"]), "{text:?}");
+        assert_eq!(
+            common::ids(&v),
+            common::ids(&case["ids_no_parse_special"]),
+            "{text:?}"
+        );
     }
 }
 
@@ -99,7 +145,14 @@ fn inspect_describes_the_model() {
     let o = sparsetop(&["inspect", &m]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    for want in ["architecture:  llama", "layers:        30", "Q4_1", "Q8_0", "smollm", "heads:         9 query, 3 key/value"] {
+    for want in [
+        "architecture:  llama",
+        "layers:        30",
+        "Q4_1",
+        "Q8_0",
+        "smollm",
+        "heads:         9 query, 3 key/value",
+    ] {
         assert!(out.contains(want), "inspect output lacks {want:?}:\n{out}");
     }
 }
@@ -108,7 +161,16 @@ fn inspect_describes_the_model() {
 fn perplexity_json() {
     let m = model();
     let f = common::project_file("assets/GPL-3.txt");
-    let o = sparsetop(&["perplexity", "-m", &m, "-f", f.to_str().unwrap(), "-c", "128", "--json"]);
+    let o = sparsetop(&[
+        "perplexity",
+        "-m",
+        &m,
+        "-f",
+        f.to_str().unwrap(),
+        "-c",
+        "128",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["chunks"], 59);

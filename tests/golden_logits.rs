@@ -23,8 +23,11 @@ fn session(p: Precision, n_batch: usize) -> Session {
     .expect("session")
 }
 
-/// For each sequence: (ids, per position: [(id, logit)] top-10).
-fn sequences(golden: &Value) -> Vec<(String, Vec<u32>, Vec<Vec<(u32, f32)>>)> {
+/// Per position, llama.cpp's top-10 (id, logit).
+type TopPerPosition = Vec<Vec<(u32, f32)>>;
+
+/// For each sequence: (name, ids, top-10 per position).
+fn sequences(golden: &Value) -> Vec<(String, Vec<u32>, TopPerPosition)> {
     golden["sequences"]
         .as_array()
         .unwrap()
@@ -43,13 +46,21 @@ fn sequences(golden: &Value) -> Vec<(String, Vec<u32>, Vec<Vec<(u32, f32)>>)> {
                         .collect()
                 })
                 .collect();
-            (s["name"].as_str().unwrap().to_string(), common::ids(&s["ids"]), tops)
+            (
+                s["name"].as_str().unwrap().to_string(),
+                common::ids(&s["ids"]),
+                tops,
+            )
         })
         .collect()
 }
 
 fn row_argmax(row: &[f32]) -> u32 {
-    let c: Vec<(u32, f32)> = row.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
+    let c: Vec<(u32, f32)> = row
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (i as u32, l))
+        .collect();
     argmax(&c)
 }
 
@@ -97,7 +108,11 @@ fn fast_mode_tracks_llama_cpp_default_logits() {
             for &(id, want) in top {
                 let d = (row[id as usize] - want).abs();
                 worst = worst.max(d);
-                assert!(d <= 1.5, "{name} pos {pos} id {id}: got {} want {want}", row[id as usize]);
+                assert!(
+                    d <= 1.5,
+                    "{name} pos {pos} id {id}: got {} want {want}",
+                    row[id as usize]
+                );
             }
             if top[0].1 - top[1].1 > 0.5 {
                 checked_top1 += 1;
@@ -105,8 +120,13 @@ fn fast_mode_tracks_llama_cpp_default_logits() {
             }
         }
     }
-    eprintln!("fast mode: max |Δ| over top-10 = {worst:.3}, top-1 checked at {checked_top1} positions");
-    assert!(checked_top1 > 50, "the margin filter left too few positions to check");
+    eprintln!(
+        "fast mode: max |Δ| over top-10 = {worst:.3}, top-1 checked at {checked_top1} positions"
+    );
+    assert!(
+        checked_top1 > 50,
+        "the margin filter left too few positions to check"
+    );
 }
 
 /// Greedy continuation of `prompt` for `n` tokens, not stopping at end-of-generation tokens (as the

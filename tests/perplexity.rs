@@ -7,7 +7,10 @@ use sparsetop_engine::Precision;
 
 fn gpl3_tokens() -> Vec<u32> {
     let text = std::fs::read_to_string(common::project_file("assets/GPL-3.txt")).unwrap();
-    let ids = common::model().tokenizer.encode(&text, true, false).unwrap();
+    let ids = common::model()
+        .tokenizer
+        .encode(&text, true, false)
+        .unwrap();
     let golden = common::golden("perplexity.json");
     assert_eq!(ids, common::ids(&golden["token_ids"]), "GPL-3 tokenization");
     ids

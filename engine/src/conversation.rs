@@ -66,7 +66,10 @@ impl Conversation {
             // Drop the oldest message and, if it was a question, the answer that followed.
             let first_role = self.messages.remove(0).role;
             dropped += 1;
-            if first_role == "user" && self.messages.len() > 1 && self.messages[0].role == "assistant" {
+            if first_role == "user"
+                && self.messages.len() > 1
+                && self.messages[0].role == "assistant"
+            {
                 self.messages.remove(0);
                 dropped += 1;
             }

@@ -28,7 +28,9 @@ pub fn perplexity(
     mut progress: impl FnMut(usize, usize, f64),
 ) -> Result<Perplexity> {
     if n_ctx < 4 {
-        return Err(Error::Invalid(format!("context {n_ctx} is too small for perplexity")));
+        return Err(Error::Invalid(format!(
+            "context {n_ctx} is too small for perplexity"
+        )));
     }
     if n_ctx > model.config.n_ctx_train {
         return Err(Error::Invalid(format!(
@@ -62,7 +64,11 @@ pub fn perplexity(
         let chunk = &tokens[c * n_ctx..(c + 1) * n_ctx];
         session.clear();
         let logits = session.eval(chunk, first)?;
-        for (i, row) in logits.chunks_exact(n_vocab).take(n_ctx - 1 - first).enumerate() {
+        for (i, row) in logits
+            .chunks_exact(n_vocab)
+            .take(n_ctx - 1 - first)
+            .enumerate()
+        {
             let target = chunk[first + i + 1] as usize;
             nll += log_softmax_neg(row, target);
             count += 1;

@@ -58,7 +58,10 @@ pub fn run(a: &ChatArgs) -> anyhow::Result<()> {
             }
         };
         if prompt.dropped > 0 {
-            eprintln!("(context full: dropped the {} oldest messages)", prompt.dropped);
+            eprintln!(
+                "(context full: dropped the {} oldest messages)",
+                prompt.dropped
+            );
         }
         sampler.reset();
         let gen = generate(

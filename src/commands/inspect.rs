@@ -110,7 +110,11 @@ fn mib(b: u64) -> String {
 fn short(v: &Value) -> String {
     match v {
         Value::String(s) if s.chars().count() > 80 => {
-            format!("{:?}... ({} chars)", s.chars().take(60).collect::<String>(), s.chars().count())
+            format!(
+                "{:?}... ({} chars)",
+                s.chars().take(60).collect::<String>(),
+                s.chars().count()
+            )
         }
         Value::String(s) => format!("{s:?}"),
         Value::Array(a) if a.len() > 8 => format!(

@@ -12,7 +12,11 @@ pub fn run(a: &PerplexityArgs) -> anyhow::Result<()> {
     let model = common::load_model(&a.engine)?;
     // As llama-perplexity: special tokens allowed (BOS if the model asks), specials not parsed.
     let tokens = model.tokenizer.encode(&text, true, false)?;
-    let n_ctx = if a.engine.ctx_size == 0 { 512 } else { a.engine.ctx_size };
+    let n_ctx = if a.engine.ctx_size == 0 {
+        512
+    } else {
+        a.engine.ctx_size
+    };
     eprintln!(
         "perplexity: {} tokens, {} chunks of {n_ctx}, precision {:?}",
         tokens.len(),
@@ -41,6 +45,9 @@ pub fn run(a: &PerplexityArgs) -> anyhow::Result<()> {
         let obj = serde_json::json!({"ppl": r.ppl, "chunks": r.chunks, "n_ctx": r.n_ctx});
         output::stream(&format!("{obj}\n"))
     } else {
-        output::stream(&format!("PPL = {:.4} ({} chunks of {})\n", r.ppl, r.chunks, r.n_ctx))
+        output::stream(&format!(
+            "PPL = {:.4} ({} chunks of {})\n",
+            r.ppl, r.chunks, r.n_ctx
+        ))
     }
 }

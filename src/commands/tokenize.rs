@@ -9,8 +9,9 @@ use sparsetop_engine::tokenizer::Tokenizer;
 pub fn run(a: &TokenizeArgs) -> anyhow::Result<()> {
     let text = match (&a.prompt, &a.file) {
         (Some(p), _) => p.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read {}", f.display()))?,
+        (None, Some(f)) => {
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
+        }
         (None, None) => anyhow::bail!("no text: give it with -p TEXT or -f FILE"),
     };
     let path = model_path::resolve(a.model.as_deref())?;

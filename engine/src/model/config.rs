@@ -109,7 +109,9 @@ impl ModelConfig {
         let key = |k: &str| format!("{arch_name}.{k}");
         let bounded = |k: &str, v: u64, max: u64| -> Result<usize> {
             if v == 0 || v > max {
-                return Err(Error::Model(format!("{k} = {v} is out of range (1..={max})")));
+                return Err(Error::Model(format!(
+                    "{k} = {v} is out of range (1..={max})"
+                )));
             }
             Ok(v as usize)
         };
@@ -155,7 +157,9 @@ impl ModelConfig {
             .f64(&key("attention.layer_norm_rms_epsilon"))?
             .unwrap_or(1e-5) as f32;
         if !(rms_eps > 0.0 && rms_eps < 1.0) {
-            return Err(Error::Model(format!("rms epsilon {rms_eps} is out of range")));
+            return Err(Error::Model(format!(
+                "rms epsilon {rms_eps} is out of range"
+            )));
         }
 
         let n_rot = match md.u64(&key("rope.dimension_count"))? {
@@ -169,7 +173,9 @@ impl ModelConfig {
         }
         let freq_base = md.f64(&key("rope.freq_base"))?.unwrap_or(10000.0) as f32;
         if !(freq_base.is_finite() && freq_base > 1.0) {
-            return Err(Error::Model(format!("rope.freq_base {freq_base} is out of range")));
+            return Err(Error::Model(format!(
+                "rope.freq_base {freq_base} is out of range"
+            )));
         }
         let scaling = match md.str(&key("rope.scaling.type"))? {
             None | Some("none") => RopeScaling::None,
@@ -192,7 +198,9 @@ impl ModelConfig {
         } else if factor > 0.0 && factor.is_finite() {
             1.0 / factor
         } else {
-            return Err(Error::Model(format!("rope scaling factor {factor} is out of range")));
+            return Err(Error::Model(format!(
+                "rope scaling factor {factor} is out of range"
+            )));
         };
         let n_ctx_orig = match md.u64(&key("rope.scaling.original_context_length"))? {
             Some(v) => bounded(&key("rope.scaling.original_context_length"), v, MAX_CTX)?,
@@ -209,7 +217,11 @@ impl ModelConfig {
             freq_scale,
             scaling,
             n_ctx_orig,
-            ext_factor: if scaling == RopeScaling::Yarn { 1.0 } else { 0.0 },
+            ext_factor: if scaling == RopeScaling::Yarn {
+                1.0
+            } else {
+                0.0
+            },
             attn_factor,
             beta_fast: md.f64(&key("rope.scaling.yarn_beta_fast"))?.unwrap_or(32.0) as f32,
             beta_slow: md.f64(&key("rope.scaling.yarn_beta_slow"))?.unwrap_or(1.0) as f32,

@@ -54,8 +54,12 @@ impl KvCache {
             n_ctx,
             k_width,
             v_width,
-            k: (0..n_layer).map(|_| KvRows::new(f16, n_ctx * k_width)).collect(),
-            v: (0..n_layer).map(|_| KvRows::new(f16, n_ctx * v_width)).collect(),
+            k: (0..n_layer)
+                .map(|_| KvRows::new(f16, n_ctx * k_width))
+                .collect(),
+            v: (0..n_layer)
+                .map(|_| KvRows::new(f16, n_ctx * v_width))
+                .collect(),
         }
     }
 

@@ -8,7 +8,7 @@ use super::kv_cache::KvCache;
 use super::Model;
 use crate::error::{Error, Result};
 use crate::ops::attention::{attention, AttnScratch, AttnShape};
-use crate::ops::matmul::{matmul, MatmulScratch};
+use crate::ops::matmul::{matmul, MatmulCtx, MatmulScratch};
 use crate::ops::norm::{rms_norm, swiglu};
 use crate::ops::Precision;
 use std::sync::Arc;
@@ -206,7 +206,12 @@ impl Session {
         let p = self.precision;
         let buf = &mut self.buf;
         let pool = &self.pool;
-        let mm = &mut self.mm;
+        let mut mm = MatmulCtx {
+            pool: &self.pool,
+            file,
+            precision: p,
+            scratch: &mut self.mm,
+        };
 
         // Embedding lookup.
         let emb = &w.token_embd;
@@ -229,10 +234,14 @@ impl Session {
                 rms_norm(&buf.x[r.clone()], &l.attn_norm, cfg.rms_eps, &mut buf.xb[r]);
             }
             let xb = &buf.xb[..bsz * e];
-            matmul(pool, file, &l.wq, xb, bsz, &mut buf.q[..bsz * qd], p, mm);
-            matmul(pool, file, &l.wk, xb, bsz, &mut buf.k[..bsz * kd], p, mm);
-            matmul(pool, file, &l.wv, xb, bsz, &mut buf.v[..bsz * vd], p, mm);
-            for (bias, out, d) in [(&l.bq, &mut buf.q, qd), (&l.bk, &mut buf.k, kd), (&l.bv, &mut buf.v, vd)] {
+            matmul(&mut mm, &l.wq, xb, bsz, &mut buf.q[..bsz * qd]);
+            matmul(&mut mm, &l.wk, xb, bsz, &mut buf.k[..bsz * kd]);
+            matmul(&mut mm, &l.wv, xb, bsz, &mut buf.v[..bsz * vd]);
+            for (bias, out, d) in [
+                (&l.bq, &mut buf.q, qd),
+                (&l.bk, &mut buf.k, kd),
+                (&l.bv, &mut buf.v, vd),
+            ] {
                 if let Some(bias) = bias {
                     for row in out[..bsz * d].chunks_exact_mut(d) {
                         for (o, &bb) in row.iter_mut().zip(bias.iter()) {
@@ -243,8 +252,12 @@ impl Session {
             }
             for b in 0..bsz {
                 let cs = &buf.rope[b * n_rot..(b + 1) * n_rot];
-                model.rope.apply(&mut buf.q[b * qd..(b + 1) * qd], cfg.head_dim_k, cs);
-                model.rope.apply(&mut buf.k[b * kd..(b + 1) * kd], cfg.head_dim_k, cs);
+                model
+                    .rope
+                    .apply(&mut buf.q[b * qd..(b + 1) * qd], cfg.head_dim_k, cs);
+                model
+                    .rope
+                    .apply(&mut buf.k[b * kd..(b + 1) * kd], cfg.head_dim_k, cs);
                 self.kv.k[li].write((pos0 + b) * kd, &buf.k[b * kd..(b + 1) * kd]);
                 self.kv.v[li].write((pos0 + b) * vd, &buf.v[b * vd..(b + 1) * vd]);
             }
@@ -265,7 +278,13 @@ impl Session {
                 &mut buf.att[..bsz * ad],
                 &self.attn,
             );
-            matmul(pool, file, &l.wo, &buf.att[..bsz * ad], bsz, &mut buf.xb[..bsz * e], p, mm);
+            matmul(
+                &mut mm,
+                &l.wo,
+                &buf.att[..bsz * ad],
+                bsz,
+                &mut buf.xb[..bsz * e],
+            );
             for (x, d) in buf.x[..bsz * e].iter_mut().zip(&buf.xb[..bsz * e]) {
                 *x += d;
             }
@@ -275,10 +294,16 @@ impl Session {
                 rms_norm(&buf.x[r.clone()], &l.ffn_norm, cfg.rms_eps, &mut buf.xb[r]);
             }
             let xb = &buf.xb[..bsz * e];
-            matmul(pool, file, &l.gate, xb, bsz, &mut buf.gate[..bsz * ff], p, mm);
-            matmul(pool, file, &l.up, xb, bsz, &mut buf.up[..bsz * ff], p, mm);
+            matmul(&mut mm, &l.gate, xb, bsz, &mut buf.gate[..bsz * ff]);
+            matmul(&mut mm, &l.up, xb, bsz, &mut buf.up[..bsz * ff]);
             swiglu(&mut buf.gate[..bsz * ff], &buf.up[..bsz * ff]);
-            matmul(pool, file, &l.down, &buf.gate[..bsz * ff], bsz, &mut buf.xb[..bsz * e], p, mm);
+            matmul(
+                &mut mm,
+                &l.down,
+                &buf.gate[..bsz * ff],
+                bsz,
+                &mut buf.xb[..bsz * e],
+            );
             for (x, d) in buf.x[..bsz * e].iter_mut().zip(&buf.xb[..bsz * e]) {
                 *x += d;
             }
@@ -290,10 +315,21 @@ impl Session {
         }
         for b in first_out..bsz {
             let r = b * e..(b + 1) * e;
-            rms_norm(&buf.x[r.clone()], &w.output_norm, cfg.rms_eps, &mut buf.xb[r]);
+            rms_norm(
+                &buf.x[r.clone()],
+                &w.output_norm,
+                cfg.rms_eps,
+                &mut buf.xb[r],
+            );
         }
         let nv = cfg.n_vocab;
         let out = &mut self.logits[out_row0 * nv..(out_row0 + n_out) * nv];
-        matmul(pool, file, &w.output, &buf.xb[first_out * e..bsz * e], n_out, out, p, mm);
+        matmul(
+            &mut mm,
+            &w.output,
+            &buf.xb[first_out * e..bsz * e],
+            n_out,
+            out,
+        );
     }
 }

@@ -146,7 +146,12 @@ impl Weights {
                 wq: matrix(file, &n("attn_q.weight"), cfg.q_dim(), e)?,
                 wk: matrix(file, &n("attn_k.weight"), cfg.k_dim(), e)?,
                 wv: matrix(file, &n("attn_v.weight"), cfg.v_dim(), e)?,
-                wo: matrix(file, &n("attn_output.weight"), e, cfg.n_head * cfg.head_dim_v)?,
+                wo: matrix(
+                    file,
+                    &n("attn_output.weight"),
+                    e,
+                    cfg.n_head * cfg.head_dim_v,
+                )?,
                 bq: bias("attn_q.bias", cfg.q_dim())?,
                 bk: bias("attn_k.bias", cfg.k_dim())?,
                 bv: bias("attn_v.bias", cfg.v_dim())?,
@@ -172,7 +177,12 @@ impl Weights {
         let per_layer: usize = self
             .layers
             .iter()
-            .map(|l| [l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down].iter().map(Matrix::bytes).sum::<usize>())
+            .map(|l| {
+                [l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down]
+                    .iter()
+                    .map(Matrix::bytes)
+                    .sum::<usize>()
+            })
             .sum();
         per_layer + self.output.bytes()
     }

@@ -57,13 +57,13 @@ pub fn attention(
     let odim = s.n_head * dv;
     pool.install(|| {
         (0..items).into_par_iter().for_each(|item| {
-            let outp = outp;
             let (b, h) = (item / s.n_head, item % s.n_head);
             let kvh = h / group;
             let n_kv = s.pos0 + b + 1;
             let qh = &q[b * qdim + h * dk..b * qdim + (h + 1) * dk];
             // SAFETY: each item owns its own head slice of the output.
-            let o = unsafe { std::slice::from_raw_parts_mut(outp.0.add(b * odim + h * dv), dv) };
+            let o =
+                unsafe { std::slice::from_raw_parts_mut(outp.get().add(b * odim + h * dv), dv) };
             scratch.slots.with(|(scores, qbuf)| {
                 let scores = &mut scores[..n_kv];
                 match k {

@@ -33,18 +33,25 @@ impl MatmulScratch {
     }
 }
 
+/// What every matmul of a forward pass shares: the pool, the mapped file, the numeric mode and
+/// the scratch buffers.
+pub struct MatmulCtx<'a> {
+    pub pool: &'a rayon::ThreadPool,
+    pub file: &'a [u8],
+    pub precision: Precision,
+    pub scratch: &'a mut MatmulScratch,
+}
+
 /// `y[b][r] = dot(W[r], x[b])` for `b < batch`, `r < w.rows`. `x` is `batch × w.cols`, `y` is
 /// `batch × w.rows`.
-pub fn matmul(
-    pool: &rayon::ThreadPool,
-    file: &[u8],
-    w: &Matrix,
-    x: &[f32],
-    batch: usize,
-    y: &mut [f32],
-    precision: Precision,
-    scratch: &mut MatmulScratch,
-) {
+pub fn matmul(ctx: &mut MatmulCtx<'_>, w: &Matrix, x: &[f32], batch: usize, y: &mut [f32]) {
+    let MatmulCtx {
+        pool,
+        file,
+        precision,
+        scratch,
+    } = ctx;
+    let (pool, file, precision) = (*pool, *file, *precision);
     let (rows, cols) = (w.rows, w.cols);
     assert_eq!(x.len(), batch * cols, "matmul input size");
     assert_eq!(y.len(), batch * rows, "matmul output size");
@@ -54,7 +61,9 @@ pub fn matmul(
     match precision {
         Precision::Fast => {
             let vdt = w.kernels.vec_dot_type;
-            let arb = vdt.row_bytes(cols as u64).expect("cols is a multiple of the block") as usize;
+            let arb = vdt
+                .row_bytes(cols as u64)
+                .expect("cols is a multiple of the block") as usize;
             let act = &mut scratch.act[..batch * arb];
             for (b, dst) in act.chunks_exact_mut(arb).enumerate() {
                 quant::quantize_activations(vdt, &x[b * cols..(b + 1) * cols], dst);
@@ -63,7 +72,6 @@ pub fn matmul(
             let vec_dot = w.kernels.vec_dot;
             pool.install(|| {
                 (0..n_tiles).into_par_iter().for_each(|t| {
-                    let out = out;
                     let (r0, r1) = (t * TILE_ROWS, ((t + 1) * TILE_ROWS).min(rows));
                     for b in 0..batch {
                         let a = &act[b * arb..(b + 1) * arb];
@@ -71,7 +79,7 @@ pub fn matmul(
                             let wr = &data[r * w.row_bytes..(r + 1) * w.row_bytes];
                             let v = vec_dot(cols, wr, a);
                             // SAFETY: tile t alone writes rows r0..r1 of every batch row.
-                            unsafe { *out.0.add(b * rows + r) = v };
+                            unsafe { *out.get().add(b * rows + r) = v };
                         }
                     }
                 });
@@ -82,7 +90,6 @@ pub fn matmul(
             let tiles = &scratch.tiles;
             pool.install(|| {
                 (0..n_tiles).into_par_iter().for_each(|t| {
-                    let out = out;
                     let (r0, r1) = (t * TILE_ROWS, ((t + 1) * TILE_ROWS).min(rows));
                     tiles.with(|tile| {
                         let tile = &mut tile[..(r1 - r0) * cols];
@@ -94,7 +101,7 @@ pub fn matmul(
                             let xb = &x[b * cols..(b + 1) * cols];
                             for (i, wr) in tile.chunks_exact(cols).enumerate() {
                                 // SAFETY: as above, disjoint rows per tile.
-                                unsafe { *out.0.add(b * rows + r0 + i) = dot_f32(wr, xb) };
+                                unsafe { *out.get().add(b * rows + r0 + i) = dot_f32(wr, xb) };
                             }
                         }
                     });

@@ -37,3 +37,11 @@ impl<T> PerThread<T> {
 pub struct SendPtr<T>(pub *mut T);
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The pointer. A method (rather than the field) so closures capture the whole `Send` wrapper.
+    #[inline]
+    pub fn get(self) -> *mut T {
+        self.0
+    }
+}
