@@ -1,31 +1,32 @@
 //! The key/value cache: per layer, one row of keys and one of values per position.
 //!
-//! Exact mode stores f32; fast mode stores f16 as llama.cpp does by default, halving its memory.
-
-use half::f16;
+//! Exact mode stores f32; fast mode stores f16 (as raw bits) as llama.cpp does by default, halving
+//! its memory. Both are allocated zeroed, so the pages of positions never reached are never touched
+//! and cost no resident memory.
 
 /// Storage for one layer's keys or values, `n_ctx` rows of `width`.
 pub enum KvRows {
     F32(Vec<f32>),
-    F16(Vec<f16>),
+    /// IEEE half bits.
+    F16(Vec<u16>),
 }
 
 impl KvRows {
     fn new(f16: bool, len: usize) -> Self {
         if f16 {
-            KvRows::F16(vec![f16::ZERO; len])
+            KvRows::F16(vec![0u16; len])
         } else {
             KvRows::F32(vec![0.0; len])
         }
     }
 
-    /// Writes `src` at element offset `at`.
+    /// Writes `src` at element offset `at` (rounded to nearest-even f16 in the f16 cache).
     pub fn write(&mut self, at: usize, src: &[f32]) {
         match self {
             KvRows::F32(v) => v[at..at + src.len()].copy_from_slice(src),
             KvRows::F16(v) => {
                 for (d, &s) in v[at..at + src.len()].iter_mut().zip(src) {
-                    *d = f16::from_f32(s);
+                    *d = half::f16::from_f32(s).to_bits();
                 }
             }
         }
@@ -63,7 +64,7 @@ impl KvCache {
         }
     }
 
-    /// Total bytes held.
+    /// Total bytes reserved (resident only as positions fill).
     pub fn bytes(&self) -> usize {
         self.k.iter().chain(&self.v).map(KvRows::bytes).sum()
     }

@@ -11,6 +11,8 @@ use crate::ops::attention::{attention, AttnScratch, AttnShape};
 use crate::ops::matmul::{matmul, MatmulCtx, MatmulScratch};
 use crate::ops::norm::{rms_norm, swiglu};
 use crate::ops::Precision;
+use crate::quant;
+use crate::threadpool::ThreadPool;
 use std::sync::Arc;
 
 /// How a session is set up.
@@ -64,7 +66,7 @@ pub struct Session {
     logits: Vec<f32>,
     mm: MatmulScratch,
     attn: AttnScratch,
-    pool: rayon::ThreadPool,
+    pool: ThreadPool,
 }
 
 /// Number of cores, for the default thread count.
@@ -84,10 +86,7 @@ impl Session {
         } else {
             opts.n_threads
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(n_threads)
-            .thread_name(|i| format!("sparsetop-worker-{i}"))
-            .build()
+        let pool = ThreadPool::new(n_threads)
             .map_err(|e| Error::Invalid(format!("cannot start {n_threads} worker threads: {e}")))?;
         let kv = KvCache::new(
             cfg.n_layer,
@@ -210,6 +209,7 @@ impl Session {
             pool: &self.pool,
             file,
             precision: p,
+            float: quant::float_kernels(),
             scratch: &mut self.mm,
         };
 
@@ -271,6 +271,7 @@ impl Session {
             };
             attention(
                 pool,
+                mm.float,
                 shape,
                 &buf.q[..bsz * qd],
                 &self.kv.k[li],

@@ -5,8 +5,8 @@
 
 use super::per_thread::{PerThread, SendPtr};
 use crate::model::kv_cache::KvRows;
-use half::f16;
-use rayon::prelude::*;
+use crate::quant::FloatKernels;
+use crate::threadpool::ThreadPool;
 
 /// Shapes for one attention call.
 #[derive(Debug, Clone, Copy)]
@@ -37,8 +37,10 @@ impl AttnScratch {
 ///
 /// `q` is `batch × n_head·head_dim_k`, `out` is `batch × n_head·head_dim_v`; the cache already holds
 /// the batch's own keys and values.
+#[allow(clippy::too_many_arguments)]
 pub fn attention(
-    pool: &rayon::ThreadPool,
+    pool: &ThreadPool,
+    fk: &FloatKernels,
     shape: AttnShape,
     q: &[f32],
     k: &KvRows,
@@ -55,74 +57,49 @@ pub fn attention(
     let outp = SendPtr(out.as_mut_ptr());
     let qdim = s.n_head * dk;
     let odim = s.n_head * dv;
-    pool.install(|| {
-        (0..items).into_par_iter().for_each(|item| {
-            let (b, h) = (item / s.n_head, item % s.n_head);
-            let kvh = h / group;
-            let n_kv = s.pos0 + b + 1;
-            let qh = &q[b * qdim + h * dk..b * qdim + (h + 1) * dk];
-            // SAFETY: each item owns its own head slice of the output.
-            let o =
-                unsafe { std::slice::from_raw_parts_mut(outp.get().add(b * odim + h * dv), dv) };
-            scratch.slots.with(|(scores, qbuf)| {
-                let scores = &mut scores[..n_kv];
-                match k {
-                    KvRows::F32(kc) => {
-                        for (j, sc) in scores.iter_mut().enumerate() {
-                            let kr = &kc[j * kw + kvh * dk..j * kw + (kvh + 1) * dk];
-                            *sc = super::dot_f32(qh, kr) * scale;
-                        }
-                    }
-                    KvRows::F16(kc) => {
-                        // llama.cpp converts the query to f16 before the product with an f16 cache.
-                        let qr = &mut qbuf[..dk];
-                        for (d, &x) in qr.iter_mut().zip(qh) {
-                            *d = f16::from_f32(x).to_f32();
-                        }
-                        for (j, sc) in scores.iter_mut().enumerate() {
-                            let kr = &kc[j * kw + kvh * dk..j * kw + (kvh + 1) * dk];
-                            *sc = dot_f16(qr, kr) * scale;
-                        }
-                    }
+    pool.for_each_chunk(items, &|tid, item| {
+        let (b, h) = (item / s.n_head, item % s.n_head);
+        let kvh = h / group;
+        let n_kv = s.pos0 + b + 1;
+        let qh = &q[b * qdim + h * dk..b * qdim + (h + 1) * dk];
+        // SAFETY: each item owns its own head slice of the output; the slot is this thread's.
+        let o = unsafe { std::slice::from_raw_parts_mut(outp.get().add(b * odim + h * dv), dv) };
+        let (scores, qbuf) = unsafe { scratch.slots.get(tid) };
+        let scores = &mut scores[..n_kv];
+        match k {
+            KvRows::F32(kc) => {
+                for (j, sc) in scores.iter_mut().enumerate() {
+                    let kr = &kc[j * kw + kvh * dk..j * kw + (kvh + 1) * dk];
+                    *sc = (fk.dot_f32)(qh, kr) * scale;
                 }
-                softmax(scores);
-                o.fill(0.0);
-                match v {
-                    KvRows::F32(vc) => {
-                        for (j, &p) in scores.iter().enumerate() {
-                            super::axpy(o, p, &vc[j * vw + kvh * dv..j * vw + (kvh + 1) * dv]);
-                        }
-                    }
-                    KvRows::F16(vc) => {
-                        for (j, &p) in scores.iter().enumerate() {
-                            let vr = &vc[j * vw + kvh * dv..j * vw + (kvh + 1) * dv];
-                            for (o, &x) in o.iter_mut().zip(vr) {
-                                *o += p * x.to_f32();
-                            }
-                        }
-                    }
+            }
+            KvRows::F16(kc) => {
+                // llama.cpp converts the query to f16 before the product with an f16 cache.
+                let qr = &mut qbuf[..dk];
+                for (d, &x) in qr.iter_mut().zip(qh) {
+                    *d = half::f16::from_f32(x).to_f32();
                 }
-            });
-        });
-    });
-}
-
-fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
-    let mut acc = [0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y.to_f32())
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i].to_f32();
+                for (j, sc) in scores.iter_mut().enumerate() {
+                    let kr = &kc[j * kw + kvh * dk..j * kw + (kvh + 1) * dk];
+                    *sc = (fk.dot_f32_f16)(qr, kr) * scale;
+                }
+            }
         }
-    }
-    acc.iter().sum::<f32>() + tail
+        softmax(scores);
+        o.fill(0.0);
+        match v {
+            KvRows::F32(vc) => {
+                for (j, &p) in scores.iter().enumerate() {
+                    super::axpy(o, p, &vc[j * vw + kvh * dv..j * vw + (kvh + 1) * dv]);
+                }
+            }
+            KvRows::F16(vc) => {
+                for (j, &p) in scores.iter().enumerate() {
+                    (fk.axpy_f16)(o, p, &vc[j * vw + kvh * dv..j * vw + (kvh + 1) * dv]);
+                }
+            }
+        }
+    });
 }
 
 /// In-place softmax, the normaliser summed in f64 as ggml does.

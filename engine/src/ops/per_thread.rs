@@ -1,34 +1,33 @@
 //! Scratch buffers owned per worker thread, allocated once, so parallel kernels need no allocation.
 
-use std::sync::Mutex;
+use std::cell::UnsafeCell;
 
-/// One `T` per thread of a rayon pool, plus one for callers outside the pool.
+/// One `T` per thread of a [`ThreadPool`](crate::threadpool::ThreadPool), indexed by the thread
+/// index the pool passes to its jobs.
 pub struct PerThread<T> {
-    slots: Vec<Mutex<T>>,
+    slots: Vec<UnsafeCell<T>>,
 }
+
+// SAFETY: slot `i` is only touched by the pool thread with index `i` (see `get`).
+unsafe impl<T: Send> Sync for PerThread<T> {}
 
 impl<T> PerThread<T> {
     pub fn new(n_threads: usize, mut make: impl FnMut() -> T) -> Self {
         PerThread {
-            slots: (0..n_threads + 1).map(|_| Mutex::new(make())).collect(),
+            slots: (0..n_threads.max(1))
+                .map(|_| UnsafeCell::new(make()))
+                .collect(),
         }
     }
 
-    /// Runs `f` with the calling thread's slot. Slots are uncontended: each pool thread maps to
-    /// its own index, so the lock is a formality that keeps this safe.
-    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        let i = rayon::current_thread_index()
-            .map(|i| i.min(self.slots.len() - 2))
-            .unwrap_or(self.slots.len() - 1);
-        let mut g = self.slots[i].lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut g)
-    }
-
-    /// Mutable access to every slot (e.g. to grow them).
-    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut T)) {
-        for s in &mut self.slots {
-            f(s.get_mut().unwrap_or_else(|e| e.into_inner()));
-        }
+    /// The slot of pool thread `tid`.
+    ///
+    /// # Safety
+    /// Only the thread running as `tid` in the current pool job may call this, and it must not
+    /// hold two references to its slot at once.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn get(&self, tid: usize) -> &mut T {
+        &mut *self.slots[tid].get()
     }
 }
 

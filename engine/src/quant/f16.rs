@@ -87,3 +87,31 @@ mod tests {
         }
     }
 }
+
+/// `Σ a[i]·b[i]` with `b` as half bits: attention's query·key product over the f16 KV cache.
+/// Sixteen f32 lanes, reduced in a fixed order (the SIMD tiers are tested against this).
+pub(crate) fn dot_f32_f16(a: &[f32], b: &[u16]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot_f32_f16: lengths differ");
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, &y)| x * widen(&y.to_le_bytes()))
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..16 {
+            acc[i] += x[i] * widen(&y[i].to_le_bytes());
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `y[i] += alpha · x[i]` with `x` as half bits: attention's weighted sum of f16 values.
+pub(crate) fn axpy_f16(y: &mut [f32], alpha: f32, x: &[u16]) {
+    assert_eq!(y.len(), x.len(), "axpy_f16: lengths differ");
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += alpha * widen(&x.to_le_bytes());
+    }
+}

@@ -27,3 +27,23 @@ pub(crate) fn quantize(src: &[f32], dst: &mut [u8]) {
         *b = x[0].to_le_bytes();
     }
 }
+
+/// `Σ a[i]·b[i]` in sixteen f32 lanes reduced in a fixed order: the exact path's dot product
+/// (the SIMD tiers are tested against it).
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot: lengths differ");
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..16 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}

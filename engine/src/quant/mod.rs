@@ -12,6 +12,8 @@
 use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 mod bf16;
 mod f16;
 mod f32;
@@ -28,6 +30,11 @@ mod q6_k;
 mod q8_0;
 mod q8_1;
 mod q8_k;
+mod tier;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use tier::{active_tier, available_tiers, Tier};
 
 /// Kernels for one weight type.
 pub struct TypeKernels {
@@ -38,6 +45,38 @@ pub struct TypeKernels {
     pub vec_dot: fn(n: usize, w: &[u8], a: &[u8]) -> f32,
     /// Format the activations must be converted to (Q8_0 / Q8_1 / Q8_K / F16 / BF16 / F32), as llama.cpp's vec_dot_type.
     pub vec_dot_type: GgmlType,
+    /// Dot products of one weight row with several activation rows: `out[j] = dot(w, a[j·stride..])`
+    /// for `j < out.len()`, letting a batch reuse each weight block while it is in registers.
+    /// `None` where a kernel has no batched variant; call it through [`TypeKernels::dot_multi`].
+    pub vec_dot_multi: Option<MultiDot>,
+}
+
+/// Signature of [`TypeKernels::vec_dot_multi`].
+pub type MultiDot = fn(n: usize, w: &[u8], a: &[u8], a_stride: usize, out: &mut [f32]);
+
+impl TypeKernels {
+    /// `out[j] = vec_dot(n, w, a[j·a_stride..])` for every `j`, batched where the tier can.
+    #[inline]
+    pub fn dot_multi(&self, n: usize, w: &[u8], a: &[u8], a_stride: usize, out: &mut [f32]) {
+        match self.vec_dot_multi {
+            Some(f) => f(n, w, a, a_stride, out),
+            None => {
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o = (self.vec_dot)(n, w, &a[j * a_stride..]);
+                }
+            }
+        }
+    }
+}
+
+/// Float kernels of the exact path and of attention.
+pub struct FloatKernels {
+    /// `Σ a[i]·b[i]` over f32.
+    pub dot_f32: fn(a: &[f32], b: &[f32]) -> f32,
+    /// `Σ a[i]·b[i]` with `b` as IEEE half bits (the f16 KV cache).
+    pub dot_f32_f16: fn(a: &[f32], b: &[u16]) -> f32,
+    /// `y[i] += alpha · x[i]` with `x` as IEEE half bits.
+    pub axpy_f16: fn(y: &mut [f32], alpha: f32, x: &[u16]),
 }
 
 /// Builds the static table entry for a weight type from its module and activation format (spelled
@@ -49,6 +88,7 @@ macro_rules! kernels_of {
             dequantize: $m::dequantize,
             vec_dot: $m::vec_dot,
             vec_dot_type: GgmlType::$a,
+            vec_dot_multi: None,
         }
     };
 }
@@ -67,8 +107,68 @@ static Q4_K: TypeKernels = kernels_of!(Q4_K, q4_k, Q8_K);
 static Q5_K: TypeKernels = kernels_of!(Q5_K, q5_k, Q8_K);
 static Q6_K: TypeKernels = kernels_of!(Q6_K, q6_k, Q8_K);
 
-/// Kernels for a weight type; Err(Error::UnsupportedType) for types the engine does not support.
+/// Kernels for a weight type at the active tier (see [`active_tier`]);
+/// `Err(Error::UnsupportedType)` for types the engine does not support.
 pub fn kernels(t: GgmlType) -> Result<&'static TypeKernels> {
+    kernels_for(t, active_tier())
+}
+
+/// Kernels for a weight type at a given tier (falling back to lower tiers where the tier has no
+/// variant of its own). Tests use it to compare every tier with the scalar reference.
+///
+/// # Panics
+/// If the tier is not available on this CPU: running its kernels would be undefined behaviour.
+pub fn kernels_for(t: GgmlType, tier: Tier) -> Result<&'static TypeKernels> {
+    assert!(
+        tier.is_available(),
+        "tier {tier} is not available on this CPU"
+    );
+    let simd: Option<&'static TypeKernels> = match tier {
+        Tier::Scalar => None,
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx2 | Tier::Avx512 => x86::kernels(tier, t),
+        #[cfg(target_arch = "aarch64")]
+        Tier::Neon | Tier::Dotprod => aarch64::kernels(tier, t),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    match simd {
+        Some(k) => Ok(k),
+        None => scalar_kernels(t),
+    }
+}
+
+/// Float kernels at the active tier.
+pub fn float_kernels() -> &'static FloatKernels {
+    float_kernels_for(active_tier())
+}
+
+/// Float kernels at a given tier (see [`kernels_for`]).
+pub fn float_kernels_for(tier: Tier) -> &'static FloatKernels {
+    assert!(
+        tier.is_available(),
+        "tier {tier} is not available on this CPU"
+    );
+    let simd: Option<&'static FloatKernels> = match tier {
+        Tier::Scalar => None,
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx2 | Tier::Avx512 => x86::float_kernels(tier),
+        #[cfg(target_arch = "aarch64")]
+        Tier::Neon | Tier::Dotprod => aarch64::float_kernels(tier),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    simd.unwrap_or(&SCALAR_FLOAT)
+}
+
+static SCALAR_FLOAT: FloatKernels = FloatKernels {
+    dot_f32: f32::dot,
+    dot_f32_f16: f16::dot_f32_f16,
+    axpy_f16: f16::axpy_f16,
+};
+
+/// The scalar reference kernels of a weight type.
+pub fn scalar_kernels(t: GgmlType) -> Result<&'static TypeKernels> {
     use GgmlType as T;
     Ok(match t {
         T::F32 => &F32,
