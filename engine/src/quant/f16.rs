@@ -74,20 +74,6 @@ pub(crate) fn quantize(src: &[f32], dst: &mut [u8]) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::widen;
-
-    /// All 65536 halves widen to the same bits as the `half` crate gives.
-    #[test]
-    fn widen_is_exact_for_every_half() {
-        for h in 0..=u16::MAX {
-            let want = half::f16::from_bits(h).to_f32().to_bits();
-            assert_eq!(widen(&h.to_le_bytes()).to_bits(), want, "{h:#06x}");
-        }
-    }
-}
-
 /// `Σ a[i]·b[i]` with `b` as half bits: attention's query·key product over the f16 KV cache.
 /// Sixteen f32 lanes, reduced in a fixed order (the SIMD tiers are tested against this).
 pub(crate) fn dot_f32_f16(a: &[f32], b: &[u16]) -> f32 {
@@ -113,5 +99,19 @@ pub(crate) fn axpy_f16(y: &mut [f32], alpha: f32, x: &[u16]) {
     assert_eq!(y.len(), x.len(), "axpy_f16: lengths differ");
     for (y, &x) in y.iter_mut().zip(x) {
         *y += alpha * widen(&x.to_le_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::widen;
+
+    /// All 65536 halves widen to the same bits as the `half` crate gives.
+    #[test]
+    fn widen_is_exact_for_every_half() {
+        for h in 0..=u16::MAX {
+            let want = half::f16::from_bits(h).to_f32().to_bits();
+            assert_eq!(widen(&h.to_le_bytes()).to_bits(), want, "{h:#06x}");
+        }
     }
 }
