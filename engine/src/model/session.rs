@@ -12,6 +12,7 @@ use crate::ops::matmul::{matmul, MatmulCtx, MatmulScratch};
 use crate::ops::norm::{rms_norm, swiglu};
 use crate::ops::Precision;
 use crate::quant;
+use crate::telemetry::{Event, Phase, SessionInfo, TelemetrySender, TokenSample};
 use crate::threadpool::ThreadPool;
 use std::sync::Arc;
 
@@ -67,6 +68,7 @@ pub struct Session {
     mm: MatmulScratch,
     attn: AttnScratch,
     pool: ThreadPool,
+    telemetry: Option<TelemetrySender>,
 }
 
 /// Number of cores, for the default thread count.
@@ -120,6 +122,7 @@ impl Session {
             mm: MatmulScratch::new(n_threads, max_cols, n_batch),
             attn: AttnScratch::new(n_threads, n_ctx, cfg.head_dim_k),
             pool,
+            telemetry: None,
             model,
         })
     }
@@ -145,6 +148,43 @@ impl Session {
     /// Bytes held by the KV cache.
     pub fn kv_bytes(&self) -> usize {
         self.kv.bytes()
+    }
+
+    /// Sends a [`SessionInfo`] now and a [`TokenSample`] for every evaluation from now on.
+    pub fn set_telemetry(&mut self, tx: Option<TelemetrySender>) {
+        self.telemetry = tx;
+        if let Some(t) = &self.telemetry {
+            t.send(Event::Session(self.info()));
+        }
+    }
+
+    /// What this session runs, for telemetry and status lines.
+    pub fn info(&self) -> SessionInfo {
+        let m = &*self.model;
+        SessionInfo {
+            model: if m.config.name.is_empty() {
+                m.file
+                    .path()
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            } else {
+                m.config.name.clone()
+            },
+            arch: m.config.arch.name().to_string(),
+            n_layer: m.config.n_layer as u32,
+            n_ff: m.config.n_ff as u32,
+            n_ctx: self.n_ctx as u32,
+            n_threads: self.n_threads as u32,
+            precision: match self.precision {
+                Precision::Exact => "exact",
+                Precision::Fast => "fast",
+            }
+            .to_string(),
+            simd: quant::active_tier().name().to_string(),
+            weight_bytes: m.weights.matrix_bytes() as u64,
+            kv_bytes: self.kv.bytes() as u64,
+        }
     }
 
     /// Forgets everything: the next evaluation starts at position 0.
@@ -176,6 +216,7 @@ impl Session {
                 "token id {bad} is outside the vocabulary ({n_vocab})"
             )));
         }
+        let t0 = std::time::Instant::now();
         let n_out = tokens.len().saturating_sub(logits_from);
         self.logits.clear();
         self.logits.resize(n_out * n_vocab, 0.0);
@@ -189,6 +230,18 @@ impl Session {
             self.forward_batch(chunk, first_out, out_row0);
             self.tokens.extend_from_slice(chunk);
             done += b;
+        }
+        if let Some(t) = &self.telemetry {
+            t.send(Event::Token(TokenSample {
+                phase: if tokens.len() > 1 {
+                    Phase::Prefill
+                } else {
+                    Phase::Decode
+                },
+                tokens: tokens.len() as u32,
+                micros: t0.elapsed().as_micros() as u64,
+                pos: self.tokens.len() as u32,
+            }));
         }
         Ok(&self.logits)
     }
