@@ -29,6 +29,8 @@ pub enum Command {
     Perplexity(PerplexityArgs),
     /// Describe a GGUF model: architecture, hyper-parameters, tokenizer, tensors.
     Inspect(InspectArgs),
+    /// Measure prompt and generation speed, like llama-bench.
+    Bench(BenchArgs),
     /// Download the default model (SmolLM2-135M-Instruct Q4_1) into the cache.
     Pull,
 }
@@ -165,6 +167,34 @@ pub struct PerplexityArgs {
     #[arg(short = 'f', long)]
     pub file: PathBuf,
     /// Print {"ppl":..,"chunks":..} instead of a report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// GGUF model file (default: SmolLM2-135M-Instruct Q4_1, downloaded on first use).
+    #[arg(short = 'm', long = "model", value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Prompt tokens evaluated per batch (at least the prompt length by default).
+    #[arg(short = 'b', long = "batch-size", default_value_t = 512)]
+    pub batch_size: usize,
+    /// Numeric mode: `fast` or `exact`.
+    #[arg(long, default_value = "fast", value_parser = parse_precision)]
+    pub precision: Precision,
+    /// Thread counts to test, comma-separated (overrides -t).
+    #[arg(short = 't', long = "threads", value_delimiter = ',', default_value = "0")]
+    pub threads: Vec<usize>,
+    /// Prompt length of the prompt-processing test (0 = skip it).
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 128)]
+    pub n_prompt: usize,
+    /// Tokens of the generation test (0 = skip it).
+    #[arg(short = 'n', long = "n-gen", default_value_t = 64)]
+    pub n_gen: usize,
+    /// Repetitions of each test.
+    #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
+    pub repetitions: usize,
+    /// Print a JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
 }

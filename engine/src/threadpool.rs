@@ -16,6 +16,9 @@ use std::thread::JoinHandle;
 /// operations of one token, short enough not to burn a core when generation stops.
 const SPIN_LIMIT: u32 = 1 << 16;
 
+/// Spins between two `yield_now` calls while waiting.
+const YIELD_EVERY: u32 = 256;
+
 type Job = *const (dyn Fn(usize) + Sync);
 
 struct Shared {
@@ -104,7 +107,7 @@ impl ThreadPool {
         let mut spins = 0u32;
         while s.pending.load(Ordering::Acquire) != 0 {
             spins = spins.wrapping_add(1);
-            if spins % 1024 == 0 {
+            if spins % YIELD_EVERY == 0 {
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();
@@ -158,7 +161,13 @@ fn worker(s: Arc<Shared>, idx: usize) {
             }
             spins += 1;
             if spins < SPIN_LIMIT {
-                std::hint::spin_loop();
+                // On a machine with more runnable threads than cores, a spinning worker would
+                // take the core from the thread doing the work it waits for: yield now and then.
+                if spins % YIELD_EVERY == 0 {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
                 continue;
             }
             let guard = s.lock.lock().unwrap_or_else(|e| e.into_inner());

@@ -9,7 +9,12 @@ use std::sync::Arc;
 
 /// Loads the model named by the flags (or the default one).
 pub fn load_model(engine: &EngineArgs) -> anyhow::Result<Arc<Model>> {
-    let path = model_path::resolve(engine.model.as_deref())?;
+    load_model_at(engine.model.as_deref())
+}
+
+/// Loads the model at `path` (or the default one).
+pub fn load_model_at(path: Option<&std::path::Path>) -> anyhow::Result<Arc<Model>> {
+    let path = model_path::resolve(path)?;
     Model::load(&path).with_context(|| format!("cannot load {}", path.display()))
 }
 

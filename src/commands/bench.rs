@@ -1,0 +1,144 @@
+//! `sparsetop bench`: prompt-processing and generation throughput, measured like `llama-bench`.
+//!
+//! `ppN` evaluates N tokens as one prompt from an empty cache; `tgN` evaluates N tokens one at a
+//! time from an empty cache (no sampling, so only the engine is timed). Token ids are pseudo-random
+//! but fixed, so runs are comparable. One untimed warm-up run of each test comes first: the first
+//! touches of the mapped weights and buffers would otherwise count against the first repetition.
+
+use super::common;
+use crate::cli::BenchArgs;
+use crate::output;
+use sparsetop_engine::{Model, Session, SessionOptions};
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One row of results.
+struct Row {
+    threads: usize,
+    test: String,
+    tok_s: Vec<f64>,
+}
+
+impl Row {
+    fn mean(&self) -> f64 {
+        self.tok_s.iter().sum::<f64>() / self.tok_s.len() as f64
+    }
+
+    fn sd(&self) -> f64 {
+        let n = self.tok_s.len();
+        if n < 2 {
+            return 0.0;
+        }
+        let m = self.mean();
+        (self.tok_s.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1) as f64).sqrt()
+    }
+}
+
+/// Deterministic token ids spread over the vocabulary (a 64-bit LCG).
+fn tokens(n: usize, n_vocab: usize, seed: u64) -> Vec<u32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 33) % n_vocab as u64) as u32
+        })
+        .collect()
+}
+
+fn time_pp(session: &mut Session, toks: &[u32]) -> anyhow::Result<f64> {
+    session.clear();
+    let t0 = Instant::now();
+    session.eval(toks, toks.len() - 1)?;
+    Ok(toks.len() as f64 / t0.elapsed().as_secs_f64())
+}
+
+fn time_tg(session: &mut Session, toks: &[u32]) -> anyhow::Result<f64> {
+    session.clear();
+    let t0 = Instant::now();
+    for &t in toks {
+        session.eval(&[t], 0)?;
+    }
+    Ok(toks.len() as f64 / t0.elapsed().as_secs_f64())
+}
+
+pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
+    if a.repetitions == 0 {
+        anyhow::bail!("-r must be at least 1");
+    }
+    let model: Arc<Model> = common::load_model_at(a.model.as_deref())?;
+    let n_vocab = model.config.n_vocab;
+    let n_ctx = (a.n_prompt + a.n_gen).max(16);
+    let pp = tokens(a.n_prompt, n_vocab, 1);
+    let tg = tokens(a.n_gen, n_vocab, 2);
+    let mut rows = Vec::new();
+    for &threads in &a.threads {
+        let mut session = Session::new(
+            model.clone(),
+            &SessionOptions {
+                n_ctx,
+                n_batch: a.batch_size.max(1),
+                n_threads: threads,
+                precision: a.precision,
+            },
+        )?;
+        let threads = session.n_threads();
+        if a.n_prompt > 0 {
+            time_pp(&mut session, &pp)?;
+            let mut row = Row { threads, test: format!("pp{}", a.n_prompt), tok_s: vec![] };
+            for _ in 0..a.repetitions {
+                row.tok_s.push(time_pp(&mut session, &pp)?);
+            }
+            eprintln!("  t={threads} {}: {:.1} tok/s", row.test, row.mean());
+            rows.push(row);
+        }
+        if a.n_gen > 0 {
+            time_tg(&mut session, &tg)?;
+            let mut row = Row { threads, test: format!("tg{}", a.n_gen), tok_s: vec![] };
+            for _ in 0..a.repetitions {
+                row.tok_s.push(time_tg(&mut session, &tg)?);
+            }
+            eprintln!("  t={threads} {}: {:.1} tok/s", row.test, row.mean());
+            rows.push(row);
+        }
+    }
+    if a.json {
+        let arr: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "threads": r.threads,
+                    "test": r.test,
+                    "tok_s": r.mean(),
+                    "sd": r.sd(),
+                    "samples": r.tok_s,
+                    "precision": format!("{:?}", a.precision).to_lowercase(),
+                    "simd": sparsetop_engine::quant::active_tier().name(),
+                })
+            })
+            .collect();
+        return output::stream(&format!("{}\n", serde_json::Value::Array(arr)));
+    }
+    let name = model
+        .file
+        .path()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let size = format!("{:.2} MiB", model.file.file_size() as f64 / (1024.0 * 1024.0));
+    let mut s = String::new();
+    writeln!(s, "| model | size | simd | threads | test | t/s |")?;
+    writeln!(s, "| --- | ---: | --- | ---: | ---: | ---: |")?;
+    for r in &rows {
+        writeln!(
+            s,
+            "| {name} | {size} | {} | {} | {} | {:.2} ± {:.2} |",
+            sparsetop_engine::quant::active_tier(),
+            r.threads,
+            r.test,
+            r.mean(),
+            r.sd()
+        )?;
+    }
+    output::stream(&s)
+}
