@@ -183,7 +183,12 @@ pub struct BenchArgs {
     #[arg(long, default_value = "fast", value_parser = parse_precision)]
     pub precision: Precision,
     /// Thread counts to test, comma-separated (overrides -t).
-    #[arg(short = 't', long = "threads", value_delimiter = ',', default_value = "0")]
+    #[arg(
+        short = 't',
+        long = "threads",
+        value_delimiter = ',',
+        default_value = "0"
+    )]
     pub threads: Vec<usize>,
     /// Prompt length of the prompt-processing test (0 = skip it).
     #[arg(short = 'p', long = "n-prompt", default_value_t = 128)]

@@ -53,7 +53,10 @@ fn decode_allocations(precision: Precision, threads: usize) -> usize {
         },
         model.config.n_vocab,
     );
-    let prompt = model.tokenizer.encode("Once upon a time", true, true).unwrap();
+    let prompt = model
+        .tokenizer
+        .encode("Once upon a time", true, true)
+        .unwrap();
     let mut tok = sampler.sample(s.eval(&prompt, prompt.len() - 1).unwrap());
     // Warm up: the first decode steps may grow buffers to their final size.
     for _ in 0..2 {
@@ -82,10 +85,20 @@ fn counter_sees_an_allocation() -> bool {
 
 #[test]
 fn decode_does_not_allocate() {
-    assert!(counter_sees_an_allocation(), "the counting allocator is not counting");
+    assert!(
+        counter_sees_an_allocation(),
+        "the counting allocator is not counting"
+    );
     // One test function: the counter is global, so the cases must not run concurrently.
-    for (p, t) in [(Precision::Fast, 1), (Precision::Fast, 2), (Precision::Exact, 2)] {
+    for (p, t) in [
+        (Precision::Fast, 1),
+        (Precision::Fast, 2),
+        (Precision::Exact, 2),
+    ] {
         let n = decode_allocations(p, t);
-        assert_eq!(n, 0, "{n} allocations in 32 decode steps ({p:?}, {t} threads)");
+        assert_eq!(
+            n, 0,
+            "{n} allocations in 32 decode steps ({p:?}, {t} threads)"
+        );
     }
 }

@@ -37,10 +37,14 @@ impl Row {
 
 /// Deterministic token ids spread over the vocabulary (a 64-bit LCG).
 fn tokens(n: usize, n_vocab: usize, seed: u64) -> Vec<u32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 33) % n_vocab as u64) as u32
         })
         .collect()
@@ -85,7 +89,11 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         let threads = session.n_threads();
         if a.n_prompt > 0 {
             time_pp(&mut session, &pp)?;
-            let mut row = Row { threads, test: format!("pp{}", a.n_prompt), tok_s: vec![] };
+            let mut row = Row {
+                threads,
+                test: format!("pp{}", a.n_prompt),
+                tok_s: vec![],
+            };
             for _ in 0..a.repetitions {
                 row.tok_s.push(time_pp(&mut session, &pp)?);
             }
@@ -94,7 +102,11 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         }
         if a.n_gen > 0 {
             time_tg(&mut session, &tg)?;
-            let mut row = Row { threads, test: format!("tg{}", a.n_gen), tok_s: vec![] };
+            let mut row = Row {
+                threads,
+                test: format!("tg{}", a.n_gen),
+                tok_s: vec![],
+            };
             for _ in 0..a.repetitions {
                 row.tok_s.push(time_tg(&mut session, &tg)?);
             }
@@ -125,7 +137,10 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let size = format!("{:.2} MiB", model.file.file_size() as f64 / (1024.0 * 1024.0));
+    let size = format!(
+        "{:.2} MiB",
+        model.file.file_size() as f64 / (1024.0 * 1024.0)
+    );
     let mut s = String::new();
     writeln!(s, "| model | size | simd | threads | test | t/s |")?;
     writeln!(s, "| --- | ---: | --- | ---: | ---: | ---: |")?;

@@ -8,7 +8,7 @@ use super::kv_cache::KvCache;
 use super::Model;
 use crate::error::{Error, Result};
 use crate::ops::attention::{attention, AttnScratch, AttnShape};
-use crate::ops::matmul::{matmul, MatmulCtx, MatmulScratch};
+use crate::ops::matmul::{matmul, matmul_group, MatmulCtx, MatmulScratch};
 use crate::ops::norm::{rms_norm, swiglu};
 use crate::ops::Precision;
 use crate::quant;
@@ -287,9 +287,16 @@ impl Session {
                 rms_norm(&buf.x[r.clone()], &l.attn_norm, cfg.rms_eps, &mut buf.xb[r]);
             }
             let xb = &buf.xb[..bsz * e];
-            matmul(&mut mm, &l.wq, xb, bsz, &mut buf.q[..bsz * qd]);
-            matmul(&mut mm, &l.wk, xb, bsz, &mut buf.k[..bsz * kd]);
-            matmul(&mut mm, &l.wv, xb, bsz, &mut buf.v[..bsz * vd]);
+            matmul_group(
+                &mut mm,
+                xb,
+                bsz,
+                &mut [
+                    (&l.wq, &mut buf.q[..bsz * qd]),
+                    (&l.wk, &mut buf.k[..bsz * kd]),
+                    (&l.wv, &mut buf.v[..bsz * vd]),
+                ],
+            );
             for (bias, out, d) in [
                 (&l.bq, &mut buf.q, qd),
                 (&l.bk, &mut buf.k, kd),
@@ -348,8 +355,15 @@ impl Session {
                 rms_norm(&buf.x[r.clone()], &l.ffn_norm, cfg.rms_eps, &mut buf.xb[r]);
             }
             let xb = &buf.xb[..bsz * e];
-            matmul(&mut mm, &l.gate, xb, bsz, &mut buf.gate[..bsz * ff]);
-            matmul(&mut mm, &l.up, xb, bsz, &mut buf.up[..bsz * ff]);
+            matmul_group(
+                &mut mm,
+                xb,
+                bsz,
+                &mut [
+                    (&l.gate, &mut buf.gate[..bsz * ff]),
+                    (&l.up, &mut buf.up[..bsz * ff]),
+                ],
+            );
             swiglu(&mut buf.gate[..bsz * ff], &buf.up[..bsz * ff]);
             matmul(
                 &mut mm,

@@ -54,16 +54,59 @@ fn n_chunks(rows: usize, threads: usize, min_rows: usize) -> usize {
 /// `y[b][r] = dot(W[r], x[b])` for `b < batch`, `r < w.rows`. `x` is `batch × w.cols`, `y` is
 /// `batch × w.rows`.
 pub fn matmul(ctx: &mut MatmulCtx<'_>, w: &Matrix, x: &[f32], batch: usize, y: &mut [f32]) {
-    let (rows, cols) = (w.rows, w.cols);
+    matmul_group(ctx, x, batch, &mut [(w, y)]);
+}
+
+/// Several matrices applied to the same input (Q, K and V; gate and up) in one parallel section:
+/// the input is converted once and the threads are woken once, which matters in decode where each
+/// section lasts only tens of microseconds.
+pub fn matmul_group(
+    ctx: &mut MatmulCtx<'_>,
+    x: &[f32],
+    batch: usize,
+    outs: &mut [(&Matrix, &mut [f32])],
+) {
+    let Some(first) = outs.first() else { return };
+    let k: &'static quant::TypeKernels = first.0.kernels;
+    let cols = first.0.cols;
+    let vdt = k.vec_dot_type;
+    let same_input = outs
+        .iter()
+        .all(|(w, _)| w.cols == cols && w.kernels.vec_dot_type == vdt);
+    if !same_input {
+        for (w, y) in outs.iter_mut() {
+            matmul_group(ctx, x, batch, &mut [(*w, &mut **y)]);
+        }
+        return;
+    }
     assert_eq!(x.len(), batch * cols, "matmul input size");
-    assert_eq!(y.len(), batch * rows, "matmul output size");
-    let out = SendPtr(y.as_mut_ptr());
-    let data = w.rows_data(ctx.file, 0, rows);
-    let rb = w.row_bytes;
+    let blank = Part {
+        kernels: k,
+        row0: 0,
+        rows: 0,
+        row_bytes: 0,
+        data: SendPtr(std::ptr::null_mut()),
+        out: SendPtr(std::ptr::null_mut()),
+    };
+    let mut parts = [blank; MAX_GROUP];
+    assert!(outs.len() <= MAX_GROUP, "matmul group too large");
+    let mut total = 0;
+    for (i, (w, y)) in outs.iter_mut().enumerate() {
+        assert_eq!(y.len(), batch * w.rows, "matmul output size");
+        parts[i] = Part {
+            kernels: w.kernels,
+            row0: total,
+            rows: w.rows,
+            row_bytes: w.row_bytes,
+            data: SendPtr(w.rows_data(ctx.file, 0, w.rows).as_ptr() as *mut u8),
+            out: SendPtr(y.as_mut_ptr()),
+        };
+        total += w.rows;
+    }
+    let parts = &parts[..outs.len()];
     let pool = ctx.pool;
     match ctx.precision {
         Precision::Fast => {
-            let vdt = w.kernels.vec_dot_type;
             let arb = vdt
                 .row_bytes(cols as u64)
                 .expect("cols is a multiple of the block") as usize;
@@ -72,57 +115,87 @@ pub fn matmul(ctx: &mut MatmulCtx<'_>, w: &Matrix, x: &[f32], batch: usize, y: &
                 quant::quantize_activations(vdt, &x[b * cols..(b + 1) * cols], dst);
             }
             let act = &*act;
-            let k = w.kernels;
-            let chunks = n_chunks(rows, pool.n_threads(), 16);
-            let per = rows.div_ceil(chunks);
+            let chunks = n_chunks(total, pool.n_threads(), 16);
+            let per = total.div_ceil(chunks);
             pool.for_each_chunk(chunks, &|_, c| {
-                let (r0, r1) = (c * per, ((c + 1) * per).min(rows));
-                if batch == 1 {
-                    for r in r0..r1 {
-                        let v = (k.vec_dot)(cols, &data[r * rb..(r + 1) * rb], act);
-                        // SAFETY: chunk c alone writes rows r0..r1.
-                        unsafe { *out.get().add(r) = v };
+                for_rows(parts, c * per, ((c + 1) * per).min(total), |p, r| {
+                    // SAFETY: `data` points at `p.rows` rows of the mapped matrix; chunk c alone
+                    // writes global rows c·per.., so each output element has one writer.
+                    let wr = unsafe {
+                        std::slice::from_raw_parts(p.data.get().add(r * p.row_bytes), p.row_bytes)
+                    };
+                    if batch == 1 {
+                        unsafe { *p.out.get().add(r) = (p.kernels.vec_dot)(cols, wr, act) };
+                        return;
                     }
-                    return;
-                }
-                let mut tmp = [0f32; MULTI];
-                for r in r0..r1 {
-                    let wr = &data[r * rb..(r + 1) * rb];
+                    let mut tmp = [0f32; MULTI];
                     let mut b0 = 0;
                     while b0 < batch {
                         let nb = (batch - b0).min(MULTI);
-                        k.dot_multi(cols, wr, &act[b0 * arb..], arb, &mut tmp[..nb]);
+                        p.kernels
+                            .dot_multi(cols, wr, &act[b0 * arb..], arb, &mut tmp[..nb]);
                         for (j, &v) in tmp[..nb].iter().enumerate() {
-                            // SAFETY: as above, disjoint rows per chunk.
-                            unsafe { *out.get().add((b0 + j) * rows + r) = v };
+                            unsafe { *p.out.get().add((b0 + j) * p.rows + r) = v };
                         }
                         b0 += nb;
                     }
-                }
+                });
             });
         }
         Precision::Exact => {
-            let deq = w.kernels.dequantize;
             let dot = ctx.float.dot_f32;
             let tiles = &ctx.scratch.tiles;
-            let n_tiles = rows.div_ceil(TILE_ROWS);
+            let n_tiles = total.div_ceil(TILE_ROWS);
             pool.for_each_chunk(n_tiles, &|tid, t| {
-                let (r0, r1) = (t * TILE_ROWS, ((t + 1) * TILE_ROWS).min(rows));
                 // SAFETY: the slot belongs to this pool thread.
                 let tile = unsafe { tiles.get(tid) };
-                let tile = &mut tile[..(r1 - r0) * cols];
-                for (i, dst) in tile.chunks_exact_mut(cols).enumerate() {
-                    let r = r0 + i;
-                    deq(&data[r * rb..(r + 1) * rb], dst);
-                }
+                let (g0, g1) = (t * TILE_ROWS, ((t + 1) * TILE_ROWS).min(total));
+                let mut n = 0;
+                for_rows(parts, g0, g1, |p, r| {
+                    // SAFETY: as in the fast path.
+                    let wr = unsafe {
+                        std::slice::from_raw_parts(p.data.get().add(r * p.row_bytes), p.row_bytes)
+                    };
+                    (p.kernels.dequantize)(wr, &mut tile[n * cols..(n + 1) * cols]);
+                    n += 1;
+                });
                 for b in 0..batch {
                     let xb = &x[b * cols..(b + 1) * cols];
-                    for (i, wr) in tile.chunks_exact(cols).enumerate() {
-                        // SAFETY: disjoint rows per tile.
-                        unsafe { *out.get().add(b * rows + r0 + i) = dot(wr, xb) };
-                    }
+                    let mut i = 0;
+                    for_rows(parts, g0, g1, |p, r| {
+                        let v = dot(&tile[i * cols..(i + 1) * cols], xb);
+                        unsafe { *p.out.get().add(b * p.rows + r) = v };
+                        i += 1;
+                    });
                 }
             });
+        }
+    }
+}
+
+/// Most matrices in one group (Q, K, V).
+const MAX_GROUP: usize = 4;
+
+/// One matrix of a group: where its rows and its output are, and its place in the group's
+/// concatenated row space.
+#[derive(Clone, Copy)]
+struct Part {
+    /// The matrix's own kernels: a group may mix types that share an activation format.
+    kernels: &'static quant::TypeKernels,
+    row0: usize,
+    rows: usize,
+    row_bytes: usize,
+    data: SendPtr<u8>,
+    out: SendPtr<f32>,
+}
+
+/// Calls `f(part, local_row)` for the group's global rows `g0..g1`, in order.
+#[inline]
+fn for_rows(parts: &[Part], g0: usize, g1: usize, mut f: impl FnMut(&Part, usize)) {
+    for p in parts {
+        let (a, b) = (g0.max(p.row0), g1.min(p.row0 + p.rows));
+        for g in a..b {
+            f(p, g - p.row0);
         }
     }
 }
