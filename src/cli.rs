@@ -29,6 +29,8 @@ pub enum Command {
     Perplexity(PerplexityArgs),
     /// Describe a GGUF model: architecture, hyper-parameters, tokenizer, tensors.
     Inspect(InspectArgs),
+    /// Learn a model's FFN activation statistics and predictor (the sparsity profile).
+    Calibrate(CalibrateArgs),
     /// Measure prompt and generation speed, like llama-bench.
     Bench(BenchArgs),
     /// Download the default model (SmolLM2-135M-Instruct Q4_1) into the cache.
@@ -63,6 +65,31 @@ pub struct EngineArgs {
     /// Numeric mode: `fast` (quantized activations, f16 KV cache, as llama.cpp) or `exact` (f32).
     #[arg(long, default_value = "fast", value_parser = parse_precision)]
     pub precision: Precision,
+    #[command(flatten)]
+    pub sparsity: SparsityArgs,
+}
+
+/// Activation sparsity in decode.
+#[derive(Args, Debug, Clone)]
+pub struct SparsityArgs {
+    /// Share of FFN neurons to skip in decode, 0 (dense, exact) to 0.9. Needs a calibration
+    /// profile, made automatically the first time.
+    #[arg(long, default_value_t = 0.0)]
+    pub sparsity: f32,
+    /// Use the low-rank predictor to skip gate rows too: on or off.
+    #[arg(long, default_value = "off", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub predictor: bool,
+    /// Sparsity profile (default: MODEL.sparsity next to the model, or in the cache directory).
+    #[arg(long, value_name = "PATH")]
+    pub profile: Option<PathBuf>,
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        _ => Err(format!("'{s}': use on or off")),
+    }
 }
 
 fn parse_precision(s: &str) -> Result<Precision, String> {
@@ -172,6 +199,34 @@ pub struct PerplexityArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct CalibrateArgs {
+    /// GGUF model file (default: the default model).
+    #[arg(short = 'm', long = "model", value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Calibration text (default: the public-domain texts shipped in assets/calibration.txt).
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
+    /// Most tokens of the text to use.
+    #[arg(long, default_value_t = 4096)]
+    pub tokens: usize,
+    /// Rank of the low-rank gate predictor (0 = no predictor).
+    #[arg(long, default_value_t = 64)]
+    pub rank: usize,
+    /// Worker threads (default: one per core).
+    #[arg(
+        short = 't',
+        long = "threads",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
+    pub threads: usize,
+    /// Where to write the profile (default: MODEL.sparsity next to the model, or the cache
+    /// directory when that folder is not writable).
+    #[arg(short = 'o', long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 pub struct BenchArgs {
     /// GGUF model file (default: SmolLM2-135M-Instruct Q4_1, downloaded on first use).
     #[arg(short = 'm', long = "model", value_name = "PATH")]
@@ -182,6 +237,8 @@ pub struct BenchArgs {
     /// Numeric mode: `fast` or `exact`.
     #[arg(long, default_value = "fast", value_parser = parse_precision)]
     pub precision: Precision,
+    #[command(flatten)]
+    pub sparsity: SparsityArgs,
     /// Thread counts to test, comma-separated (overrides -t).
     #[arg(
         short = 't',

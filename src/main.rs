@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Tokenize(a)) => commands::tokenize::run(&a),
         Some(cli::Command::Perplexity(a)) => commands::perplexity::run(&a),
         Some(cli::Command::Inspect(a)) => commands::inspect::run(&a),
+        Some(cli::Command::Calibrate(a)) => commands::calibrate::run(&a),
         Some(cli::Command::Bench(a)) => commands::bench::run(&a),
         Some(cli::Command::Pull) => commands::pull::run(),
     };

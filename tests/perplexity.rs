@@ -17,7 +17,16 @@ fn gpl3_tokens() -> Vec<u32> {
 }
 
 fn ppl(n_ctx: usize, p: Precision) -> f64 {
-    let r = perplexity(&common::model(), &gpl3_tokens(), n_ctx, 2, p, |_, _, _| {}).unwrap();
+    let r = perplexity(
+        &common::model(),
+        &gpl3_tokens(),
+        n_ctx,
+        2,
+        p,
+        None,
+        |_, _, _| {},
+    )
+    .unwrap();
     assert_eq!(r.chunks, 7639 / n_ctx);
     eprintln!("{p:?} c={n_ctx}: ppl {:.4}", r.ppl);
     r.ppl

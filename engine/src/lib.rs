@@ -14,6 +14,7 @@ pub mod ops;
 pub mod perplexity;
 pub mod quant;
 pub mod sampler;
+pub mod sparse;
 pub mod telemetry;
 pub mod threadpool;
 pub mod tokenizer;

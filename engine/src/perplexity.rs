@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use crate::model::{Model, Session, SessionOptions};
 use crate::ops::Precision;
+use crate::sparse::{ProfileData, SparsityConfig};
 use std::sync::Arc;
 
 /// Result of a perplexity run.
@@ -18,13 +19,15 @@ pub struct Perplexity {
     pub scored_tokens: usize,
 }
 
-/// Computes perplexity of `tokens` with contexts of `n_ctx` tokens.
+/// Computes perplexity of `tokens` with contexts of `n_ctx` tokens; with `sparsity`, every
+/// position's FFN runs sparse.
 pub fn perplexity(
     model: &Arc<Model>,
     tokens: &[u32],
     n_ctx: usize,
     n_threads: usize,
     precision: Precision,
+    sparsity: Option<(Arc<ProfileData>, SparsityConfig)>,
     mut progress: impl FnMut(usize, usize, f64),
 ) -> Result<Perplexity> {
     if n_ctx < 4 {
@@ -54,6 +57,11 @@ pub fn perplexity(
             precision,
         },
     )?;
+    if let Some((profile, config)) = sparsity {
+        // Score every token with the sparse FFN, as decode would compute it.
+        session.set_sparsity(Some(profile), config)?;
+        session.set_sparse_prefill(true);
+    }
     let n_vocab = model.config.n_vocab;
     let chunks = tokens.len() / n_ctx;
     let first = n_ctx / 2;

@@ -70,7 +70,8 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
     if a.repetitions == 0 {
         anyhow::bail!("-r must be at least 1");
     }
-    let model: Arc<Model> = common::load_model_at(a.model.as_deref())?;
+    let path = crate::model_path::resolve(a.model.as_deref())?;
+    let model: Arc<Model> = common::load_model_at(Some(&path))?;
     let n_vocab = model.config.n_vocab;
     let n_ctx = (a.n_prompt + a.n_gen).max(16);
     let pp = tokens(a.n_prompt, n_vocab, 1);
@@ -87,6 +88,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             },
         )?;
         let threads = session.n_threads();
+        common::apply_sparsity(&mut session, &path, &a.sparsity, threads)?;
         if a.n_prompt > 0 {
             time_pp(&mut session, &pp)?;
             let mut row = Row {

@@ -12,8 +12,10 @@ use std::sync::atomic::AtomicBool;
 
 pub fn run(a: &ChatArgs) -> anyhow::Result<()> {
     let params = common::sampler_params(&a.sampling)?;
-    let model = common::load_model(&a.engine)?;
+    let path = common::model_file(&a.engine)?;
+    let model = common::load_model_at(Some(&path))?;
     let mut session = common::new_session(&model, &a.engine)?;
+    common::apply_sparsity(&mut session, &path, &a.engine.sparsity, a.engine.threads)?;
     let mut sampler = Sampler::new(params, model.config.n_vocab);
     let mut conv = Conversation::new(a.system.clone());
     let n_ctx = session.n_ctx();

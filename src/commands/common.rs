@@ -7,11 +7,6 @@ use sparsetop_engine::sampler::SamplerParams;
 use sparsetop_engine::{Model, Session, SessionOptions};
 use std::sync::Arc;
 
-/// Loads the model named by the flags (or the default one).
-pub fn load_model(engine: &EngineArgs) -> anyhow::Result<Arc<Model>> {
-    load_model_at(engine.model.as_deref())
-}
-
 /// Loads the model at `path` (or the default one).
 pub fn load_model_at(path: Option<&std::path::Path>) -> anyhow::Result<Arc<Model>> {
     let path = model_path::resolve(path)?;
@@ -65,4 +60,70 @@ fn random_seed() -> u64 {
 /// `-n` as an optional limit (-1 or any negative = none).
 pub fn n_predict(n: i64) -> Option<usize> {
     usize::try_from(n).ok()
+}
+
+/// Turns on sparse decode per the flags: finds the model's profile (or calibrates it first, with
+/// the default text, when there is none) and installs it in the session.
+pub fn apply_sparsity(
+    session: &mut Session,
+    model_path: &std::path::Path,
+    args: &crate::cli::SparsityArgs,
+    threads: usize,
+) -> anyhow::Result<()> {
+    if args.sparsity == 0.0 && !args.predictor {
+        return Ok(());
+    }
+    let profile = load_profile(
+        session.model(),
+        model_path,
+        args.profile.as_deref(),
+        threads,
+    )?;
+    session.set_sparsity(
+        Some(profile),
+        sparsetop_engine::sparse::SparsityConfig {
+            level: args.sparsity,
+            predictor: args.predictor,
+        },
+    )?;
+    Ok(())
+}
+
+/// The sparsity profile of a model: `explicit`, else next to the model, else in the cache; made
+/// by calibration when none exists.
+pub fn load_profile(
+    model: &Arc<Model>,
+    model_path: &std::path::Path,
+    explicit: Option<&std::path::Path>,
+    threads: usize,
+) -> anyhow::Result<Arc<sparsetop_engine::sparse::ProfileData>> {
+    use sparsetop_engine::sparse::{profile, ProfileData};
+    if let Some(p) = explicit {
+        return Ok(Arc::new(ProfileData::read(p)?));
+    }
+    let candidates = [
+        profile::default_path(model_path),
+        profile::cache_path(model_path)?,
+    ];
+    for c in &candidates {
+        if c.is_file() {
+            return Ok(Arc::new(ProfileData::read(c)?));
+        }
+    }
+    eprintln!("no sparsity profile for this model yet: calibrating it now (once)");
+    let path = super::calibrate::make_profile(
+        model,
+        model_path,
+        super::calibrate::DEFAULT_TEXT,
+        None,
+        4096,
+        64,
+        threads,
+    )?;
+    Ok(Arc::new(ProfileData::read(&path)?))
+}
+
+/// The path of the model the flags name (resolving the default one).
+pub fn model_file(engine: &EngineArgs) -> anyhow::Result<std::path::PathBuf> {
+    model_path::resolve(engine.model.as_deref())
 }

@@ -9,7 +9,8 @@ use std::io::Write;
 pub fn run(a: &PerplexityArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&a.file)
         .with_context(|| format!("cannot read {}", a.file.display()))?;
-    let model = common::load_model(&a.engine)?;
+    let path = common::model_file(&a.engine)?;
+    let model = common::load_model_at(Some(&path))?;
     // As llama-perplexity: special tokens allowed (BOS if the model asks), specials not parsed.
     let tokens = model.tokenizer.encode(&text, true, false)?;
     let n_ctx = if a.engine.ctx_size == 0 {
@@ -23,6 +24,24 @@ pub fn run(a: &PerplexityArgs) -> anyhow::Result<()> {
         tokens.len() / n_ctx,
         a.engine.precision
     );
+    let sp = &a.engine.sparsity;
+    let sparsity = if sp.sparsity > 0.0 || sp.predictor {
+        let profile = common::load_profile(&model, &path, sp.profile.as_deref(), a.engine.threads)?;
+        eprintln!(
+            "sparse FFN at every position: sparsity {}, predictor {}",
+            sp.sparsity,
+            if sp.predictor { "on" } else { "off" }
+        );
+        Some((
+            profile,
+            sparsetop_engine::sparse::SparsityConfig {
+                level: sp.sparsity,
+                predictor: sp.predictor,
+            },
+        ))
+    } else {
+        None
+    };
     let t0 = std::time::Instant::now();
     let r = sparsetop_engine::perplexity::perplexity(
         &model,
@@ -30,6 +49,7 @@ pub fn run(a: &PerplexityArgs) -> anyhow::Result<()> {
         n_ctx,
         a.engine.threads,
         a.engine.precision,
+        sparsity,
         |i, _n, ppl| {
             eprint!("[{i}]{ppl:.4},");
             let _ = std::io::stderr().flush();

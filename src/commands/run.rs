@@ -17,7 +17,8 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         (None, None) => bail!("no prompt: give one with -p TEXT or -f FILE"),
     };
     let params = common::sampler_params(&a.sampling)?;
-    let model = common::load_model(&a.engine)?;
+    let path = common::model_file(&a.engine)?;
+    let model = common::load_model_at(Some(&path))?;
     let tok = &model.tokenizer;
     let prompt_ids = if a.chat {
         let mut messages = Vec::new();
@@ -37,6 +38,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         tok.encode(&text, true, true)?
     };
     let mut session = common::new_session(&model, &a.engine)?;
+    common::apply_sparsity(&mut session, &path, &a.engine.sparsity, a.engine.threads)?;
     let mut sampler = Sampler::new(params, model.config.n_vocab);
     let stop = AtomicBool::new(false);
     let mut write_err = None;

@@ -12,7 +12,8 @@ use crate::ops::matmul::{matmul, matmul_group, MatmulCtx, MatmulScratch};
 use crate::ops::norm::{rms_norm, swiglu};
 use crate::ops::Precision;
 use crate::quant;
-use crate::telemetry::{Event, Phase, SessionInfo, TelemetrySender, TokenSample};
+use crate::sparse::{ProfileData, SparseFfn, SparsityConfig};
+use crate::telemetry::{Event, Phase, SessionInfo, SparsitySample, TelemetrySender, TokenSample};
 use crate::threadpool::ThreadPool;
 use std::sync::Arc;
 
@@ -51,7 +52,25 @@ struct Buffers {
     up: Vec<f32>,
     /// (cos, sin) per rotated pair, per batch row.
     rope: Vec<f32>,
+    /// Output of the sparse FFN for one token.
+    ffn_out: Vec<f32>,
 }
+
+/// What a dense FFN computed for a batch, shown to an observer (calibration) before the
+/// activation is applied.
+pub struct FfnObservation<'a> {
+    pub layer: usize,
+    pub batch: usize,
+    /// FFN inputs after normalisation, `batch × n_embd`.
+    pub xb: &'a [f32],
+    /// Gate pre-activations, `batch × n_ff`.
+    pub gate: &'a [f32],
+    /// Up projections, `batch × n_ff`.
+    pub up: &'a [f32],
+}
+
+/// A callback receiving every dense FFN's values.
+pub type FfnObserver = Box<dyn FnMut(&FfnObservation<'_>) + Send>;
 
 /// A model plus the mutable state of one sequence.
 pub struct Session {
@@ -69,6 +88,10 @@ pub struct Session {
     attn: AttnScratch,
     pool: ThreadPool,
     telemetry: Option<TelemetrySender>,
+    ffn_observer: Option<FfnObserver>,
+    sparse: Option<SparseFfn>,
+    /// Apply the sparse FFN to prompt batches too (perplexity under sparsity), not only decode.
+    sparse_prefill: bool,
 }
 
 /// Number of cores, for the default thread count.
@@ -109,6 +132,7 @@ impl Session {
             gate: vec![0.0; n_batch * cfg.n_ff],
             up: vec![0.0; n_batch * cfg.n_ff],
             rope: vec![0.0; n_batch * cfg.rope.n_rot],
+            ffn_out: vec![0.0; cfg.n_embd],
         };
         Ok(Session {
             precision: opts.precision,
@@ -123,6 +147,9 @@ impl Session {
             attn: AttnScratch::new(n_threads, n_ctx, cfg.head_dim_k),
             pool,
             telemetry: None,
+            ffn_observer: None,
+            sparse: None,
+            sparse_prefill: false,
             model,
         })
     }
@@ -156,6 +183,60 @@ impl Session {
         if let Some(t) = &self.telemetry {
             t.send(Event::Session(self.info()));
         }
+    }
+
+    /// Turns sparse decode on with a calibration profile (checked against this model), changes its
+    /// settings, or (with `None`) turns it off. A level of 0 runs the dense path.
+    pub fn set_sparsity(
+        &mut self,
+        profile: Option<Arc<ProfileData>>,
+        config: SparsityConfig,
+    ) -> Result<()> {
+        let Some(profile) = profile else {
+            self.sparse = None;
+            return Ok(());
+        };
+        if let Some(s) = self.sparse.as_mut() {
+            if Arc::ptr_eq(&s.profile, &profile) {
+                return s.set_config(config);
+            }
+        }
+        let m = &*self.model;
+        let d = profile.dims;
+        if d.n_layer != m.config.n_layer || d.n_ff != m.config.n_ff || d.n_embd != m.config.n_embd {
+            return Err(Error::Invalid(format!(
+                "the sparsity profile is for a model with {} layers × {} neurons (width {}), this one has {} × {} (width {})",
+                d.n_layer, d.n_ff, d.n_embd, m.config.n_layer, m.config.n_ff, m.config.n_embd
+            )));
+        }
+        if crate::sparse::profile::model_hash(&m.file, m.config.n_layer) != profile.model_hash {
+            return Err(Error::Invalid(
+                "the sparsity profile was made for a different model (its FFN weights differ): run `sparsetop calibrate` for this model".into(),
+            ));
+        }
+        self.sparse = Some(SparseFfn::new(
+            profile,
+            config,
+            &m.weights,
+            m.file.bytes(),
+            self.n_threads,
+        )?);
+        Ok(())
+    }
+
+    /// The sparse FFN's state, when sparse decode is on.
+    pub fn sparse(&self) -> Option<&SparseFfn> {
+        self.sparse.as_ref()
+    }
+
+    /// Applies sparsity to prompt batches as well (for measuring its effect on perplexity).
+    pub fn set_sparse_prefill(&mut self, on: bool) {
+        self.sparse_prefill = on;
+    }
+
+    /// Installs (or removes) a callback that sees every dense FFN's inputs, gate and up values.
+    pub fn set_ffn_observer(&mut self, f: Option<FfnObserver>) {
+        self.ffn_observer = f;
     }
 
     /// What this session runs, for telemetry and status lines.
@@ -230,6 +311,15 @@ impl Session {
             self.forward_batch(chunk, first_out, out_row0);
             self.tokens.extend_from_slice(chunk);
             done += b;
+        }
+        if let (Some(t), Some(sp)) = (&self.telemetry, &self.sparse) {
+            if tokens.len() == 1 && sp.config.level > 0.0 {
+                t.send(Event::Sparsity(SparsitySample {
+                    active: sp.active_counts.clone(),
+                    n_ff: self.model.config.n_ff as u32,
+                    recall: sp.recall(),
+                }));
+            }
         }
         if let Some(t) = &self.telemetry {
             t.send(Event::Token(TokenSample {
@@ -354,24 +444,58 @@ impl Session {
                 let r = b * e..(b + 1) * e;
                 rms_norm(&buf.x[r.clone()], &l.ffn_norm, cfg.rms_eps, &mut buf.xb[r]);
             }
-            let xb = &buf.xb[..bsz * e];
-            matmul_group(
-                &mut mm,
-                xb,
-                bsz,
-                &mut [
-                    (&l.gate, &mut buf.gate[..bsz * ff]),
-                    (&l.up, &mut buf.up[..bsz * ff]),
-                ],
-            );
-            swiglu(&mut buf.gate[..bsz * ff], &buf.up[..bsz * ff]);
-            matmul(
-                &mut mm,
-                &l.down,
-                &buf.gate[..bsz * ff],
-                bsz,
-                &mut buf.xb[..bsz * e],
-            );
+            let sparse_on = self
+                .sparse
+                .as_ref()
+                .is_some_and(|s| s.config.level > 0.0 && (bsz == 1 || self.sparse_prefill));
+            if sparse_on {
+                let sp = self.sparse.as_mut().expect("checked above");
+                for b in 0..bsz {
+                    if li == 0 {
+                        sp.begin_token();
+                    }
+                    let r = b * e..(b + 1) * e;
+                    sp.forward(
+                        pool,
+                        mm.float,
+                        p,
+                        file,
+                        li,
+                        l,
+                        &buf.xb[r.clone()],
+                        &mut buf.ffn_out,
+                    );
+                    buf.xb[r].copy_from_slice(&buf.ffn_out);
+                }
+            } else {
+                let xb = &buf.xb[..bsz * e];
+                matmul_group(
+                    &mut mm,
+                    xb,
+                    bsz,
+                    &mut [
+                        (&l.gate, &mut buf.gate[..bsz * ff]),
+                        (&l.up, &mut buf.up[..bsz * ff]),
+                    ],
+                );
+                if let Some(obs) = self.ffn_observer.as_mut() {
+                    obs(&FfnObservation {
+                        layer: li,
+                        batch: bsz,
+                        xb: &buf.xb[..bsz * e],
+                        gate: &buf.gate[..bsz * ff],
+                        up: &buf.up[..bsz * ff],
+                    });
+                }
+                swiglu(&mut buf.gate[..bsz * ff], &buf.up[..bsz * ff]);
+                matmul(
+                    &mut mm,
+                    &l.down,
+                    &buf.gate[..bsz * ff],
+                    bsz,
+                    &mut buf.xb[..bsz * e],
+                );
+            }
             for (x, d) in buf.x[..bsz * e].iter_mut().zip(&buf.xb[..bsz * e]) {
                 *x += d;
             }

@@ -1,0 +1,484 @@
+//! Calibration: run the model densely over a text and learn, per layer and neuron, how the FFN's
+//! activations are distributed, then fit the low-rank predictor.
+//!
+//! Two passes over the text. Pass 1 collects, per layer, histograms of |act(gate)| and of
+//! |a| = |act(gate)·up| (whose quantiles are the thresholds for each target sparsity, as in
+//! CATS/TEAL), each neuron's mean |a|, and the covariance of the FFN input (what the predictor is
+//! fitted to). Between the passes the predictor is fitted. Pass 2, with the thresholds known,
+//! counts how often each neuron is active at every level and measures the predictor on every token
+//! to choose its own thresholds for ~95% recall.
+//!
+//! The predictor: the best rank-r map `P` for `g = W·x` under the data's input distribution
+//! minimises `E‖(W − P)x‖² = ‖(W − P)C^½‖²` with `C = E[xxᵀ]`. With `M = W·C^½` and its top-r
+//! singular vectors, `P = (M·V_r)·(V_rᵀ·C^-½)`: the factors `B = M·V_r` and `A = V_rᵀ·C^-½` are
+//! stored, and decode estimates `g ≈ B·(A·x)` at a cost of r·(n_embd + n_ff) instead of
+//! n_embd·n_ff.
+
+use super::histogram::LogHistogram;
+use super::profile::{model_hash, Dims, ProfileData};
+use crate::error::{Error, Result};
+use crate::model::session::{FfnObservation, FfnObserver};
+use crate::model::{Model, Session, SessionOptions};
+use crate::ops::norm::silu;
+use crate::ops::Precision;
+use nalgebra::{DMatrix, SymmetricEigen};
+use std::sync::{Arc, Mutex};
+
+/// Target sparsities a profile holds thresholds for: 0.05, 0.10, ... 0.95.
+pub fn default_levels() -> Vec<f32> {
+    (1..=19).map(|i| i as f32 * 0.05).collect()
+}
+
+/// Recall the predictor's thresholds aim for on the calibration text.
+pub const TARGET_RECALL: f64 = 0.95;
+/// Level at which neurons are ranked hot-first.
+const ORDER_LEVEL: f32 = 0.5;
+
+/// Calibration settings.
+#[derive(Debug, Clone)]
+pub struct CalibrateOptions {
+    /// Most tokens of the text to use.
+    pub max_tokens: usize,
+    /// Context per chunk (the text is cut into independent chunks, as for perplexity).
+    pub n_ctx: usize,
+    /// Predictor rank (0 = no predictor).
+    pub rank: usize,
+    pub n_threads: usize,
+}
+
+impl Default for CalibrateOptions {
+    fn default() -> Self {
+        CalibrateOptions {
+            max_tokens: 4096,
+            n_ctx: 512,
+            rank: 64,
+            n_threads: 0,
+        }
+    }
+}
+
+/// Per-layer quality of the predictor at sparsity 0.5.
+#[derive(Debug, Clone)]
+pub struct LayerReport {
+    pub recall: f32,
+    pub precision: f32,
+    /// Share of neurons the predictor selects (its gate rows are read).
+    pub predicted_share: f32,
+}
+
+/// Pass-1 statistics of one layer.
+struct Pass1 {
+    gate_hist: LogHistogram,
+    act_hist: LogHistogram,
+    sum_abs_act: Vec<f64>,
+    cov: Vec<f64>,
+    cov_batch: Vec<f32>,
+}
+
+/// Pass-2 statistics of one layer.
+struct Pass2 {
+    /// `level_count[k][i]`: tokens where neuron i was active at exactly the first k levels.
+    level_count: Vec<u32>,
+    /// `pred[k][bin]`: tokens × neurons active at exactly the first k levels whose predicted
+    /// |act(gate)| fell in `bin`.
+    pred: Vec<u64>,
+}
+
+const PRED_RES: f64 = 32.0;
+
+/// Runs calibration over `tokens` and returns the profile and a per-layer report of the predictor.
+pub fn calibrate(
+    model: &Arc<Model>,
+    tokens: &[u32],
+    opts: &CalibrateOptions,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<(ProfileData, Vec<LayerReport>)> {
+    let cfg = &model.config;
+    let (n_layer, n_ff, n_embd) = (cfg.n_layer, cfg.n_ff, cfg.n_embd);
+    let n_ctx = opts.n_ctx.min(cfg.n_ctx_train).max(16);
+    let tokens = &tokens[..tokens.len().min(opts.max_tokens)];
+    if tokens.len() < 64 {
+        return Err(Error::Invalid(format!(
+            "the calibration text has {} tokens: at least 64 are needed (a few thousand are better)",
+            tokens.len()
+        )));
+    }
+    let rank = opts.rank.min(n_embd);
+    let levels = default_levels();
+    let n_levels = levels.len();
+    let mut session = Session::new(
+        model.clone(),
+        &SessionOptions {
+            n_ctx,
+            n_batch: n_ctx.min(256),
+            n_threads: opts.n_threads,
+            precision: Precision::Fast,
+        },
+    )?;
+
+    // Pass 1.
+    let p1: Arc<Mutex<Vec<Pass1>>> = Arc::new(Mutex::new(
+        (0..n_layer)
+            .map(|_| Pass1 {
+                gate_hist: LogHistogram::new(),
+                act_hist: LogHistogram::new(),
+                sum_abs_act: vec![0.0; n_ff],
+                cov: vec![0.0; n_embd * n_embd],
+                cov_batch: vec![0.0; n_embd * n_embd],
+            })
+            .collect(),
+    ));
+    let obs_state = p1.clone();
+    let observer: FfnObserver = Box::new(move |o: &FfnObservation<'_>| {
+        let mut st = obs_state.lock().unwrap_or_else(|e| e.into_inner());
+        let s = &mut st[o.layer];
+        let mut act_gate = vec![0f32; o.gate.len()];
+        let mut act = vec![0f32; o.gate.len()];
+        for (i, (&g, &u)) in o.gate.iter().zip(o.up).enumerate() {
+            act_gate[i] = silu(g);
+            act[i] = act_gate[i] * u;
+        }
+        s.gate_hist.add_all(&act_gate);
+        s.act_hist.add_all(&act);
+        for row in act.chunks_exact(s.sum_abs_act.len()) {
+            for (acc, &a) in s.sum_abs_act.iter_mut().zip(row) {
+                *acc += a.abs() as f64;
+            }
+        }
+        accumulate_cov(&mut s.cov, &mut s.cov_batch, o.xb, n_embd);
+    });
+    session.set_ffn_observer(Some(observer));
+    run_chunks(
+        &mut session,
+        tokens,
+        n_ctx,
+        "pass 1/2: activations",
+        progress,
+    )?;
+    session.set_ffn_observer(None);
+    let p1 = Arc::try_unwrap(p1)
+        .map_err(|_| Error::Invalid("calibration state still shared".into()))?
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    let n_tok = tokens.len() as f64;
+
+    let mut gate_thresholds = Vec::with_capacity(n_layer * n_levels);
+    let mut act_thresholds = Vec::with_capacity(n_layer * n_levels);
+    let mut mean_abs_act = Vec::with_capacity(n_layer * n_ff);
+    for s in &p1 {
+        for &lv in &levels {
+            gate_thresholds.push(s.gate_hist.quantile(lv as f64));
+            act_thresholds.push(s.act_hist.quantile(lv as f64));
+        }
+        mean_abs_act.extend(s.sum_abs_act.iter().map(|&v| (v / n_tok) as f32));
+    }
+
+    // Predictor fit.
+    let mut pred_a = Vec::with_capacity(n_layer * rank * n_embd);
+    let mut pred_b = Vec::with_capacity(n_layer * n_ff * rank);
+    let mut pred_f32: Vec<(Vec<f32>, Vec<f32>)> = Vec::with_capacity(n_layer);
+    if rank > 0 {
+        for (li, s) in p1.iter().enumerate() {
+            progress("fitting predictors", li, n_layer);
+            let (a, b) = fit_predictor(model, li, &s.cov, n_tok, rank)?;
+            pred_a.extend(a.iter().map(|&v| half::f16::from_f32(v).to_bits()));
+            pred_b.extend(b.iter().map(|&v| half::f16::from_f32(v).to_bits()));
+            // Pass 2 measures the predictor as decode will run it: with f16-rounded factors.
+            let round = |v: &[f32]| v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect();
+            pred_f32.push((round(&a), round(&b)));
+        }
+        progress("fitting predictors", n_layer, n_layer);
+    }
+    drop(p1);
+
+    // Pass 2.
+    let pred_tmpl = LogHistogram::with_resolution(PRED_RES);
+    let n_bins = pred_tmpl.bin(f32::MAX) + 1;
+    let p2: Arc<Mutex<Vec<Pass2>>> = Arc::new(Mutex::new(
+        (0..n_layer)
+            .map(|_| Pass2 {
+                level_count: vec![0; (n_levels + 1) * n_ff],
+                pred: if rank > 0 {
+                    vec![0; (n_levels + 1) * n_bins]
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect(),
+    ));
+    let obs_state = p2.clone();
+    let thr = gate_thresholds.clone();
+    let preds = Arc::new(pred_f32);
+    let preds_obs = preds.clone();
+    let observer: FfnObserver = Box::new(move |o: &FfnObservation<'_>| {
+        let mut st = obs_state.lock().unwrap_or_else(|e| e.into_inner());
+        let s = &mut st[o.layer];
+        let t = &thr[o.layer * n_levels..(o.layer + 1) * n_levels];
+        let mut z = vec![0f32; rank];
+        for b in 0..o.batch {
+            let g = &o.gate[b * n_ff..(b + 1) * n_ff];
+            let x = &o.xb[b * n_embd..(b + 1) * n_embd];
+            if rank > 0 {
+                let (pa, _) = &preds_obs[o.layer];
+                for (k, zk) in z.iter_mut().enumerate() {
+                    *zk = dot(&pa[k * n_embd..(k + 1) * n_embd], x);
+                }
+            }
+            for (i, &gi) in g.iter().enumerate() {
+                let v = silu(gi).abs();
+                let k = t.partition_point(|&th| th < v);
+                s.level_count[k * n_ff + i] += 1;
+                if rank > 0 {
+                    let (_, pb) = &preds_obs[o.layer];
+                    let est = silu(dot(&pb[i * rank..(i + 1) * rank], &z));
+                    let bin = pred_tmpl.bin(est);
+                    s.pred[k * n_bins + bin] += 1;
+                }
+            }
+        }
+    });
+    session.set_ffn_observer(Some(observer));
+    run_chunks(
+        &mut session,
+        tokens,
+        n_ctx,
+        "pass 2/2: neuron statistics",
+        progress,
+    )?;
+    session.set_ffn_observer(None);
+    let p2 = Arc::try_unwrap(p2)
+        .map_err(|_| Error::Invalid("calibration state still shared".into()))?
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+
+    let mut freq = Vec::with_capacity(n_layer * n_levels * n_ff);
+    let mut order = Vec::with_capacity(n_layer * n_ff);
+    let mut pred_thresholds = Vec::with_capacity(n_layer * n_levels);
+    let mut pred_recall = Vec::with_capacity(n_layer * n_levels);
+    let mut report = Vec::with_capacity(n_layer);
+    let order_level = levels
+        .iter()
+        .position(|&l| (l - ORDER_LEVEL).abs() < 1e-6)
+        .unwrap_or(0);
+    for (li, s) in p2.iter().enumerate() {
+        // freq[j][i] = share of tokens where neuron i is active at level j = Σ_{k>j} count[k][i].
+        let mut at_order = vec![0f32; n_ff];
+        for j in 0..n_levels {
+            for (i, at) in at_order.iter_mut().enumerate() {
+                let c: u64 = (j + 1..=n_levels)
+                    .map(|k| s.level_count[k * n_ff + i] as u64)
+                    .sum();
+                let f = c as f64 / n_tok;
+                freq.push((f * 65535.0).round() as u16);
+                if j == order_level {
+                    *at = f as f32;
+                }
+            }
+        }
+        let mean = &mean_abs_act[li * n_ff..(li + 1) * n_ff];
+        let mut idx: Vec<u32> = (0..n_ff as u32).collect();
+        idx.sort_by(|&a, &b| {
+            at_order[b as usize]
+                .total_cmp(&at_order[a as usize])
+                .then(mean[b as usize].total_cmp(&mean[a as usize]))
+        });
+        order.extend(idx);
+        let mut layer_report = LayerReport {
+            recall: 0.0,
+            precision: 0.0,
+            predicted_share: 1.0,
+        };
+        for j in 0..n_levels {
+            if rank == 0 {
+                pred_thresholds.push(0.0);
+                pred_recall.push(1.0);
+                continue;
+            }
+            // Histograms over predicted |act(gate)|: of truly active neurons, and of all.
+            let mut active = vec![0u64; n_bins];
+            let mut all = vec![0u64; n_bins];
+            for k in 0..=n_levels {
+                for bin in 0..n_bins {
+                    let c = s.pred[k * n_bins + bin];
+                    all[bin] += c;
+                    if k > j {
+                        active[bin] += c;
+                    }
+                }
+            }
+            let n_active: u64 = active.iter().sum();
+            let n_all: u64 = all.iter().sum();
+            // Lowest bin to keep: below it lie at most (1 − target) of the active ones.
+            let mut below = 0u64;
+            let mut cut = 0;
+            for (bin, &c) in active.iter().enumerate() {
+                if (below + c) as f64 > (1.0 - TARGET_RECALL) * n_active as f64 {
+                    cut = bin;
+                    break;
+                }
+                below += c;
+            }
+            let kept_active: u64 = active[cut..].iter().sum();
+            let kept_all: u64 = all[cut..].iter().sum();
+            let recall = kept_active as f64 / n_active.max(1) as f64;
+            // The bin's lower edge: estimates in the cut bin count as predicted.
+            let tau = if cut == 0 { 0.0 } else { bin_upper(cut - 1) };
+            pred_thresholds.push(tau);
+            pred_recall.push(recall as f32);
+            if j == order_level {
+                layer_report = LayerReport {
+                    recall: recall as f32,
+                    precision: kept_active as f32 / kept_all.max(1) as f32,
+                    predicted_share: kept_all as f32 / n_all.max(1) as f32,
+                };
+            }
+        }
+        report.push(layer_report);
+    }
+    let profile = ProfileData {
+        dims: Dims {
+            n_layer,
+            n_ff,
+            n_embd,
+            n_levels,
+            rank,
+        },
+        calib_tokens: tokens.len() as u32,
+        model_hash: model_hash(&model.file, n_layer),
+        levels,
+        gate_thresholds,
+        act_thresholds,
+        mean_abs_act,
+        freq,
+        order,
+        pred_a,
+        pred_b,
+        pred_thresholds,
+        pred_recall,
+    };
+    profile.validate()?;
+    Ok((profile, report))
+}
+
+/// Upper edge of bin `b` of a `PRED_RES` histogram (mirrors `LogHistogram`'s binning).
+fn bin_upper(b: usize) -> f32 {
+    if b == 0 {
+        return (2f64).powf(-40.0) as f32;
+    }
+    (2f64).powf(-40.0 + b as f64 / PRED_RES) as f32
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Evaluates the text in independent chunks of `n_ctx` tokens.
+fn run_chunks(
+    session: &mut Session,
+    tokens: &[u32],
+    n_ctx: usize,
+    stage: &str,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<()> {
+    let chunks: Vec<&[u32]> = tokens.chunks(n_ctx).collect();
+    for (i, c) in chunks.iter().enumerate() {
+        progress(stage, i, chunks.len());
+        session.clear();
+        session.eval(c, c.len())?;
+    }
+    progress(stage, chunks.len(), chunks.len());
+    Ok(())
+}
+
+/// `cov += XᵀX` for the rows of `x` (lower triangle; f32 within a batch, f64 across batches).
+fn accumulate_cov(cov: &mut [f64], tmp: &mut [f32], x: &[f32], n: usize) {
+    tmp.fill(0.0);
+    for row in x.chunks_exact(n) {
+        for i in 0..n {
+            let xi = row[i];
+            let t = &mut tmp[i * n..i * n + i + 1];
+            for (tj, &xj) in t.iter_mut().zip(&row[..=i]) {
+                *tj += xi * xj;
+            }
+        }
+    }
+    for i in 0..n {
+        for j in 0..=i {
+            cov[i * n + j] += tmp[i * n + j] as f64;
+        }
+    }
+}
+
+/// Fits the rank-r predictor of layer `li` from the input covariance (lower triangle, summed over
+/// `n_tok` tokens). Returns A (r × n_embd, row-major) and B (n_ff × r, row-major), balanced so
+/// both fit comfortably in f16.
+fn fit_predictor(
+    model: &Model,
+    li: usize,
+    cov_sum: &[f64],
+    n_tok: f64,
+    rank: usize,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let gate = &model.weights.layers[li].gate;
+    let (n_ff, n_embd) = (gate.rows, gate.cols);
+    let file = model.file.bytes();
+    let mut w = DMatrix::<f64>::zeros(n_ff, n_embd);
+    let mut row = vec![0f32; n_embd];
+    for r in 0..n_ff {
+        (gate.kernels.dequantize)(gate.rows_data(file, r, r + 1), &mut row);
+        for (c, &v) in row.iter().enumerate() {
+            w[(r, c)] = v as f64;
+        }
+    }
+    let mut c = DMatrix::<f64>::zeros(n_embd, n_embd);
+    for i in 0..n_embd {
+        for j in 0..=i {
+            let v = cov_sum[i * n_embd + j] / n_tok;
+            c[(i, j)] = v;
+            c[(j, i)] = v;
+        }
+    }
+    // Regularise so C^-½ stays bounded along directions the text never used.
+    let lambda = 1e-3 * c.trace() / n_embd as f64 + 1e-12;
+    for i in 0..n_embd {
+        c[(i, i)] += lambda;
+    }
+    let eig = SymmetricEigen::new(c);
+    let (q, vals) = (eig.eigenvectors, eig.eigenvalues);
+    let sqrt = DMatrix::from_diagonal(&vals.map(|v| v.max(lambda).sqrt()));
+    let inv_sqrt = DMatrix::from_diagonal(&vals.map(|v| 1.0 / v.max(lambda).sqrt()));
+    let c_half = &q * sqrt * q.transpose();
+    let c_inv_half = &q * inv_sqrt * q.transpose();
+    let m = &w * &c_half; // n_ff × n_embd
+    let mtm = m.transpose() * &m; // n_embd × n_embd
+    let e2 = SymmetricEigen::new(mtm);
+    let mut idx: Vec<usize> = (0..n_embd).collect();
+    idx.sort_by(|&a, &b| e2.eigenvalues[b].total_cmp(&e2.eigenvalues[a]));
+    let mut vr = DMatrix::<f64>::zeros(n_embd, rank);
+    for (k, &i) in idx.iter().take(rank).enumerate() {
+        vr.set_column(k, &e2.eigenvectors.column(i));
+    }
+    let b = &m * &vr; // n_ff × r
+    let a = vr.transpose() * c_inv_half; // r × n_embd
+                                         // Balance the factors' magnitudes (g = B·A·x is unchanged by A/s, B·s).
+    let (ma, mb) = (a.amax().max(1e-30), b.amax().max(1e-30));
+    let s = (ma / mb).sqrt();
+    let a_out: Vec<f32> = (0..rank)
+        .flat_map(|k| (0..n_embd).map(move |j| (k, j)))
+        .map(|(k, j)| (a[(k, j)] / s) as f32)
+        .collect();
+    let b_out: Vec<f32> = (0..n_ff)
+        .flat_map(|i| (0..rank).map(move |k| (i, k)))
+        .map(|(i, k)| (b[(i, k)] * s) as f32)
+        .collect();
+    if a_out
+        .iter()
+        .chain(&b_out)
+        .any(|v| !v.is_finite() || v.abs() > 60000.0)
+    {
+        return Err(Error::Invalid(format!(
+            "layer {li}: the predictor's factors do not fit in f16 (try a smaller --rank)"
+        )));
+    }
+    Ok((a_out, b_out))
+}

@@ -1,0 +1,324 @@
+//! The sparse FFN of decode: compute only the neurons that fire for this token.
+//!
+//! For a SwiGLU FFN `down · (act(gate·x) ⊙ (up·x))`, neuron `i` contributes `a_i · down[:, i]` with
+//! `a_i = act(g_i) · u_i`. CATS/TEAL observe that |act(g_i)| is a good proxy for |a_i|: below a
+//! per-layer threshold calibrated for a target sparsity, the neuron is skipped, so its `up` row
+//! and its `down` column are never read. With the predictor, a cheap low-rank estimate of `g`
+//! skips most gate rows too. ReLU-family models (exact zeros) are the special case of threshold 0.
+//!
+//! All neurons of a layer are split over the pool in chunks; each thread accumulates its share of
+//! the output in its own buffer, and the buffers are summed at the end: one parallel section per
+//! layer.
+
+use super::down_t::{axpy_q8_0, DownT};
+use super::profile::ProfileData;
+use crate::error::Result;
+use crate::model::weights::{LayerWeights, Weights};
+use crate::ops::norm::silu;
+use crate::ops::per_thread::PerThread;
+use crate::ops::Precision;
+use crate::quant::{self, FloatKernels};
+use crate::threadpool::ThreadPool;
+use std::sync::Arc;
+
+/// Neurons per chunk handed to a thread.
+const CHUNK: usize = 64;
+/// Every this many tokens, recall of the predictor is measured against the true gate.
+pub const RECALL_EVERY: u64 = 16;
+
+/// Per-thread state: output partial sum, a dequantized row (exact mode), counters.
+struct Lane {
+    partial: Vec<f32>,
+    row: Vec<f32>,
+    gate_rows: u32,
+    active: u32,
+    /// Truly active neurons the predictor skipped (only counted on recall-sampling tokens).
+    missed: u32,
+}
+
+/// Cumulative counters since the session started (or they were reset).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SparseStats {
+    pub tokens: u64,
+    pub gate_bytes: u64,
+    pub up_bytes: u64,
+    pub down_bytes: u64,
+    pub predictor_bytes: u64,
+    /// Active neurons summed over layers and tokens.
+    pub active: u64,
+    /// Predictor recall samples: truly active found / truly active.
+    pub recall_found: u64,
+    pub recall_total: u64,
+}
+
+impl SparseStats {
+    /// FFN weight bytes read per token on average.
+    pub fn bytes_per_token(&self) -> f64 {
+        (self.gate_bytes + self.up_bytes + self.down_bytes + self.predictor_bytes) as f64
+            / self.tokens.max(1) as f64
+    }
+}
+
+/// Settings of sparse decode.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SparsityConfig {
+    /// Target share of inactive neurons, 0 to 0.9 (0 = dense and exact).
+    pub level: f32,
+    /// Use the low-rank predictor to skip gate rows too.
+    pub predictor: bool,
+}
+
+/// The sparse FFN's state for one session.
+pub struct SparseFfn {
+    pub profile: Arc<ProfileData>,
+    pub config: SparsityConfig,
+    thresholds: Vec<f32>,
+    pred_thresholds: Vec<f32>,
+    down_t: Vec<DownT>,
+    lanes: PerThread<Lane>,
+    /// Activations converted for the gate and up kernels.
+    act_gate: Vec<u8>,
+    act_up: Vec<u8>,
+    /// Predictor's rank-space projection of the input.
+    z: Vec<f32>,
+    /// Active neurons per layer for the last token.
+    pub active_counts: Vec<u32>,
+    pub stats: SparseStats,
+    tokens_seen: u64,
+}
+
+impl SparseFfn {
+    /// Prepares sparse decode: checks the config against the profile and builds the neuron-major
+    /// `down` copies.
+    pub fn new(
+        profile: Arc<ProfileData>,
+        config: SparsityConfig,
+        weights: &Weights,
+        file: &[u8],
+        n_threads: usize,
+    ) -> Result<Self> {
+        check_level(config.level)?;
+        if config.predictor && !profile.has_predictor() {
+            return Err(crate::Error::Invalid(
+                "the sparsity profile has no predictor: run `sparsetop calibrate` with --rank above 0, or use --predictor off".into(),
+            ));
+        }
+        let n_layer = weights.layers.len();
+        let n_embd = weights.output_norm.len();
+        let down_t = weights
+            .layers
+            .iter()
+            .map(|l| DownT::build(file, &l.down))
+            .collect::<Result<Vec<_>>>()?;
+        let l0 = &weights.layers[0];
+        let gate_act = l0
+            .gate
+            .kernels
+            .vec_dot_type
+            .row_bytes(n_embd as u64)
+            .unwrap_or(0) as usize;
+        let up_act = l0
+            .up
+            .kernels
+            .vec_dot_type
+            .row_bytes(n_embd as u64)
+            .unwrap_or(0) as usize;
+        let mut s = SparseFfn {
+            thresholds: vec![0.0; n_layer],
+            pred_thresholds: vec![0.0; n_layer],
+            down_t,
+            lanes: PerThread::new(n_threads, || Lane {
+                partial: vec![0.0; n_embd],
+                row: vec![0.0; n_embd],
+                gate_rows: 0,
+                active: 0,
+                missed: 0,
+            }),
+            act_gate: vec![0; gate_act.max(4 * n_embd)],
+            act_up: vec![0; up_act.max(4 * n_embd)],
+            z: vec![0.0; profile.dims.rank],
+            active_counts: vec![0; n_layer],
+            stats: SparseStats::default(),
+            tokens_seen: 0,
+            profile,
+            config,
+        };
+        s.set_config(config)?;
+        Ok(s)
+    }
+
+    /// Changes the target sparsity or predictor use (live, e.g. from the TUI's `/sparsity`).
+    pub fn set_config(&mut self, config: SparsityConfig) -> Result<()> {
+        check_level(config.level)?;
+        if config.predictor && !self.profile.has_predictor() {
+            return Err(crate::Error::Invalid(
+                "the sparsity profile has no predictor".into(),
+            ));
+        }
+        for l in 0..self.thresholds.len() {
+            self.thresholds[l] = self.profile.gate_threshold(l, config.level);
+            self.pred_thresholds[l] = if config.predictor {
+                self.profile.pred_threshold(l, config.level)
+            } else {
+                0.0
+            };
+        }
+        self.config = config;
+        Ok(())
+    }
+
+    /// Bytes held by the neuron-major `down` copies.
+    pub fn extra_bytes(&self) -> usize {
+        self.down_t.iter().map(|d| d.data.len()).sum()
+    }
+
+    /// Marks the start of a new token (for recall sampling and per-token counters).
+    pub fn begin_token(&mut self) {
+        self.tokens_seen += 1;
+        self.stats.tokens += 1;
+    }
+
+    /// `out = FFN(xb)` for one token of layer `li`, computing only active neurons.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &mut self,
+        pool: &ThreadPool,
+        fk: &FloatKernels,
+        precision: Precision,
+        file: &[u8],
+        li: usize,
+        l: &LayerWeights,
+        xb: &[f32],
+        out: &mut [f32],
+    ) {
+        let n_embd = xb.len();
+        let n_ff = l.gate.rows;
+        let gk = l.gate.kernels;
+        let uk = l.up.kernels;
+        let fast = precision == Precision::Fast;
+        if fast {
+            let gvdt = gk.vec_dot_type;
+            let n = gvdt.row_bytes(n_embd as u64).expect("block multiple") as usize;
+            quant::quantize_activations(gvdt, xb, &mut self.act_gate[..n]);
+            let uvdt = uk.vec_dot_type;
+            let n = uvdt.row_bytes(n_embd as u64).expect("block multiple") as usize;
+            quant::quantize_activations(uvdt, xb, &mut self.act_up[..n]);
+        }
+        let use_pred = self.config.predictor;
+        let rank = self.profile.dims.rank;
+        let measure_recall = use_pred && self.tokens_seen % RECALL_EVERY == 0;
+        if use_pred {
+            // z = A · x, with A's rows as f16 bits.
+            let a = &self.profile.pred_a[li * rank * n_embd..(li + 1) * rank * n_embd];
+            for (k, zk) in self.z.iter_mut().enumerate() {
+                *zk = (fk.dot_f32_f16)(xb, &a[k * n_embd..(k + 1) * n_embd]);
+            }
+        }
+        let b = if use_pred {
+            &self.profile.pred_b[li * n_ff * rank..(li + 1) * n_ff * rank]
+        } else {
+            &[][..]
+        };
+        let z = &self.z;
+        let t = self.thresholds[li];
+        let tp = self.pred_thresholds[li];
+        let dt = &self.down_t[li];
+        let (act_g, act_u) = (&self.act_gate[..], &self.act_up[..]);
+        let lanes = &self.lanes;
+        let (grb, urb) = (l.gate.row_bytes, l.up.row_bytes);
+        let gdata = l.gate.rows_data(file, 0, n_ff);
+        let udata = l.up.rows_data(file, 0, n_ff);
+        pool.broadcast(&|tid| {
+            // SAFETY: each pool thread uses only its own lane.
+            let lane = unsafe { lanes.get(tid) };
+            lane.partial.fill(0.0);
+            lane.gate_rows = 0;
+            lane.active = 0;
+            lane.missed = 0;
+        });
+        let n_chunks = n_ff.div_ceil(CHUNK);
+        pool.for_each_chunk(n_chunks, &|tid, c| {
+            // SAFETY: as above.
+            let lane = unsafe { lanes.get(tid) };
+            for i in c * CHUNK..((c + 1) * CHUNK).min(n_ff) {
+                let predicted = !use_pred || {
+                    let g_est = (fk.dot_f32_f16)(z, &b[i * rank..(i + 1) * rank]);
+                    silu(g_est).abs() > tp
+                };
+                if !predicted && !measure_recall {
+                    continue;
+                }
+                let gw = &gdata[i * grb..(i + 1) * grb];
+                let g = if fast {
+                    (gk.vec_dot)(n_embd, gw, act_g)
+                } else {
+                    (gk.dequantize)(gw, &mut lane.row);
+                    (fk.dot_f32)(&lane.row, xb)
+                };
+                let sg = silu(g);
+                if sg.abs() <= t {
+                    if predicted {
+                        lane.gate_rows += 1;
+                    }
+                    continue;
+                }
+                if !predicted {
+                    // A recall-sampling token: this neuron fired but the predictor missed it.
+                    lane.missed += 1;
+                    continue;
+                }
+                lane.gate_rows += 1;
+                let uw = &udata[i * urb..(i + 1) * urb];
+                let u = if fast {
+                    (uk.vec_dot)(n_embd, uw, act_u)
+                } else {
+                    (uk.dequantize)(uw, &mut lane.row);
+                    (fk.dot_f32)(&lane.row, xb)
+                };
+                axpy_q8_0(&mut lane.partial, sg * u, dt.row(i));
+                lane.active += 1;
+            }
+        });
+        // Sum the lanes (the caller's thread: the pool is idle now).
+        out.fill(0.0);
+        let (mut gate_rows, mut active, mut missed) = (0u64, 0u64, 0u64);
+        for tid in 0..pool.n_threads() {
+            // SAFETY: no pool job runs; this thread is the only user.
+            let lane = unsafe { lanes.get(tid) };
+            for (o, p) in out.iter_mut().zip(&lane.partial) {
+                *o += p;
+            }
+            gate_rows += lane.gate_rows as u64;
+            active += lane.active as u64;
+            missed += lane.missed as u64;
+        }
+        self.active_counts[li] = active as u32;
+        let st = &mut self.stats;
+        st.active += active;
+        st.gate_bytes += gate_rows * grb as u64;
+        st.up_bytes += active * urb as u64;
+        st.down_bytes += active * dt.row_bytes as u64;
+        if use_pred {
+            st.predictor_bytes += (rank * (n_embd + n_ff) * 2) as u64;
+        }
+        if measure_recall {
+            st.recall_found += active;
+            st.recall_total += active + missed;
+        }
+    }
+
+    /// Recall of the predictor measured so far (None without samples).
+    pub fn recall(&self) -> Option<f32> {
+        (self.stats.recall_total > 0)
+            .then(|| self.stats.recall_found as f32 / self.stats.recall_total as f32)
+    }
+}
+
+fn check_level(level: f32) -> Result<()> {
+    if !(0.0..=0.9).contains(&level) {
+        return Err(crate::Error::Invalid(format!(
+            "sparsity {level} is out of range: use a value from 0 (dense) to 0.9"
+        )));
+    }
+    Ok(())
+}

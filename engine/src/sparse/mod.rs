@@ -1,0 +1,11 @@
+//! Activation sparsity: calibration profiles and the sparse decode FFN (PowerInfer's "compute
+//! only the neurons that fire").
+
+pub mod calibrate;
+pub mod down_t;
+pub mod ffn;
+pub mod histogram;
+pub mod profile;
+
+pub use ffn::{SparseFfn, SparseStats, SparsityConfig};
+pub use profile::ProfileData;

@@ -1,0 +1,119 @@
+//! `sparsetop calibrate`: make a model's sparsity profile.
+
+use crate::cli::CalibrateArgs;
+use crate::model_path;
+use anyhow::Context;
+use sparsetop_engine::sparse::calibrate::{calibrate, CalibrateOptions};
+use sparsetop_engine::sparse::profile;
+use sparsetop_engine::Model;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The default calibration text, built into the binary so an installed sparsetop has it.
+pub const DEFAULT_TEXT: &str = include_str!("../../assets/calibration.txt");
+
+pub fn run(a: &CalibrateArgs) -> anyhow::Result<()> {
+    let path = model_path::resolve(a.model.as_deref())?;
+    let model = Model::load(&path).with_context(|| format!("cannot load {}", path.display()))?;
+    let text = match &a.file {
+        Some(f) => {
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
+        }
+        None => DEFAULT_TEXT.to_string(),
+    };
+    let out = make_profile(
+        &model,
+        &path,
+        &text,
+        a.output.as_deref(),
+        a.tokens,
+        a.rank,
+        a.threads,
+    )?;
+    println!("{}", out.display());
+    Ok(())
+}
+
+/// Calibrates `model` on `text` and writes the profile (to `output`, or next to the model, or in
+/// the cache directory); prints progress and the predictor's quality on stderr.
+pub fn make_profile(
+    model: &Arc<Model>,
+    model_path: &Path,
+    text: &str,
+    output: Option<&Path>,
+    max_tokens: usize,
+    rank: usize,
+    threads: usize,
+) -> anyhow::Result<PathBuf> {
+    let tokens = model.tokenizer.encode(text, true, false)?;
+    eprintln!(
+        "calibrating on {} tokens (of {}), predictor rank {rank}",
+        tokens.len().min(max_tokens),
+        tokens.len()
+    );
+    let opts = CalibrateOptions {
+        max_tokens,
+        rank,
+        n_threads: threads,
+        ..Default::default()
+    };
+    let t0 = std::time::Instant::now();
+    let mut last = String::new();
+    let (prof, report) = calibrate(model, &tokens, &opts, &mut |stage, done, total| {
+        let width = 30;
+        let filled = (done * width).checked_div(total).unwrap_or(width);
+        let line = format!(
+            "\r  {stage:<30} [{}{}] {done}/{total}",
+            "#".repeat(filled),
+            ".".repeat(width - filled)
+        );
+        if line != last {
+            eprint!("{line}");
+            let _ = std::io::stderr().flush();
+            if done == total {
+                eprintln!();
+            }
+            last = line;
+        }
+    })?;
+    eprintln!("done in {:.1} s", t0.elapsed().as_secs_f64());
+    if rank > 0 {
+        eprintln!("predictor at sparsity 0.5, per layer (recall / precision / gate rows read):");
+        for (i, r) in report.iter().enumerate() {
+            eprintln!(
+                "  layer {i:>2}: recall {:.3}  precision {:.3}  reads {:>5.1}%",
+                r.recall,
+                r.precision,
+                r.predicted_share * 100.0
+            );
+        }
+    }
+    let dest = match output {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let next_to = profile::default_path(model_path);
+            if is_writable_dir(next_to.parent()) {
+                next_to
+            } else {
+                profile::cache_path(model_path)?
+            }
+        }
+    };
+    prof.write(&dest)
+        .with_context(|| format!("cannot write the profile to {}", dest.display()))?;
+    eprintln!("profile written to {}", dest.display());
+    Ok(dest)
+}
+
+fn is_writable_dir(dir: Option<&Path>) -> bool {
+    let Some(dir) = dir else { return false };
+    let probe = dir.join(format!(".sparsetop-probe-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            true
+        }
+        Err(_) => false,
+    }
+}
