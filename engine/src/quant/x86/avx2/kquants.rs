@@ -1,0 +1,1 @@
+//! AVX2 k-quant dot products against Q8_K.
