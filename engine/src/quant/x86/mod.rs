@@ -39,6 +39,13 @@ macro_rules! block32 {
     };
 }
 
+/// Kernels of a k-quant with an AVX2 `vec_dot` (no batched variant yet).
+macro_rules! kquant {
+    ($t:ident, $m:ident, $dot:ident) => {
+        table!($t, Q8_K, $m::dequantize, avx2::kquants::$dot, None)
+    };
+}
+
 mod avx2_tables {
     use super::*;
     pub static F32: TypeKernels = table!(F32, F32, f32::dequantize, avx2::float::vec_dot_f32, None);
@@ -55,6 +62,11 @@ mod avx2_tables {
     pub static Q5_0: TypeKernels = block32!(Q5_0, Q8_0, q5_0::dequantize, avx2);
     pub static Q5_1: TypeKernels = block32!(Q5_1, Q8_1, q5_1::dequantize, avx2);
     pub static Q8_0: TypeKernels = block32!(Q8_0, Q8_0, q8_0::dequantize, avx2);
+    pub static Q2_K: TypeKernels = kquant!(Q2_K, q2_k, vec_dot_q2_k);
+    pub static Q3_K: TypeKernels = kquant!(Q3_K, q3_k, vec_dot_q3_k);
+    pub static Q4_K: TypeKernels = kquant!(Q4_K, q4_k, vec_dot_q4_k);
+    pub static Q5_K: TypeKernels = kquant!(Q5_K, q5_k, vec_dot_q5_k);
+    pub static Q6_K: TypeKernels = kquant!(Q6_K, q6_k, vec_dot_q6_k);
     pub static FLOAT: FloatKernels = FloatKernels {
         dot_f32: avx2::float::dot_f32,
         dot_f32_f16: avx2::float::dot_f32_f16,
@@ -89,6 +101,11 @@ fn avx2_kernels(t: GgmlType) -> Option<&'static TypeKernels> {
         T::Q5_0 => &k::Q5_0,
         T::Q5_1 => &k::Q5_1,
         T::Q8_0 => &k::Q8_0,
+        T::Q2_K => &k::Q2_K,
+        T::Q3_K => &k::Q3_K,
+        T::Q4_K => &k::Q4_K,
+        T::Q5_K => &k::Q5_K,
+        T::Q6_K => &k::Q6_K,
         _ => return None,
     })
 }
