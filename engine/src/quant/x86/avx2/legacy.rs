@@ -16,23 +16,39 @@ unsafe fn block_sum<T: Block32>(q: __m256i, y: *const u8) -> __m256i {
     }
 }
 
+/// Adds block `xb` · `yb` to the lane accumulator and the offset-term sum.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn step<T: Block32>(xb: *const u8, yb: *const u8, acc: __m256, summ: f32) -> (__m256, f32) {
+    let s = _mm256_cvtepi32_ps(block_sum::<T>(T::quants(xb), yb));
+    let d = _mm256_set1_ps(f16_at(xb) * f16_at(yb));
+    let summ = if T::OFFSET {
+        summ + f16_at(xb.add(2)) * f16_at(yb.add(2))
+    } else {
+        summ
+    };
+    (_mm256_fmadd_ps(d, s, acc), summ)
+}
+
 /// # Safety
 /// AVX2, FMA and F16C; `x` holds `nb` weight blocks and `y` `nb` activation blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot<T: Block32>(nb: usize, x: *const u8, y: *const u8) -> f32 {
-    // Two accumulators so consecutive blocks' FMAs do not wait on each other.
-    let mut acc = [_mm256_setzero_ps(); 2];
-    let mut summ = 0f32;
-    for i in 0..nb {
+    // Two independent chains (even and odd blocks), kept in registers, so consecutive blocks'
+    // FMAs and offset-term adds do not wait on each other.
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let (mut summ0, mut summ1) = (0f32, 0f32);
+    let mut i = 0;
+    while i + 2 <= nb {
         let (xb, yb) = (x.add(i * T::WS), y.add(i * T::AS));
-        let s = _mm256_cvtepi32_ps(block_sum::<T>(T::quants(xb), yb));
-        let d = _mm256_set1_ps(f16_at(xb) * f16_at(yb));
-        acc[i & 1] = _mm256_fmadd_ps(d, s, acc[i & 1]);
-        if T::OFFSET {
-            summ += f16_at(xb.add(2)) * f16_at(yb.add(2));
-        }
+        (acc0, summ0) = step::<T>(xb, yb, acc0, summ0);
+        (acc1, summ1) = step::<T>(xb.add(T::WS), yb.add(T::AS), acc1, summ1);
+        i += 2;
     }
-    hsum_ps(_mm256_add_ps(acc[0], acc[1])) + summ
+    if i < nb {
+        (acc0, summ0) = step::<T>(x.add(i * T::WS), y.add(i * T::AS), acc0, summ0);
+    }
+    hsum_ps(_mm256_add_ps(acc0, acc1)) + (summ0 + summ1)
 }
 
 /// `out[j] = dot(x, y + j·stride)` for `j < M`, each weight block unpacked once for all rows.

@@ -65,36 +65,54 @@ avx512! {
         _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1)
     }
 
+    /// Adds blocks `xb`, `xb + WS` · `yb`, `yb + AS` to the lane accumulator and offset sum.
+    #[inline]
+    unsafe fn step2<T: Block32>(
+        xb: *const u8,
+        yb: *const u8,
+        acc: __m512,
+        summ: f32,
+    ) -> (__m512, f32) {
+        let q = quants2::<T>(xb);
+        let s = _mm512_cvtepi32_ps(sum2::<T>(weight_operand2::<T>(q), q, act2::<T>(yb)));
+        let d0 = f16_at(xb) * f16_at(yb);
+        let d1 = f16_at(xb.add(T::WS)) * f16_at(yb.add(T::AS));
+        let summ = if T::OFFSET {
+            summ + f16_at(xb.add(2)) * f16_at(yb.add(2))
+                + f16_at(xb.add(T::WS + 2)) * f16_at(yb.add(T::AS + 2))
+        } else {
+            summ
+        };
+        (_mm512_fmadd_ps(splat2(d0, d1), s, acc), summ)
+    }
+
     /// # Safety
     /// The CPU has the tier's features; `x` holds `nb` weight blocks, `y` `nb` activation blocks.
     unsafe fn dot<T: Block32>(nb: usize, x: *const u8, y: *const u8) -> f32 {
-        let mut acc = [_mm512_setzero_ps(); 2];
-        let mut summ = 0f32;
+        // Two independent chains of block pairs, kept in registers.
+        let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let (mut summ0, mut summ1) = (0f32, 0f32);
         let mut i = 0;
-        while i + 2 <= nb {
+        while i + 4 <= nb {
             let (xb, yb) = (x.add(i * T::WS), y.add(i * T::AS));
-            let q = quants2::<T>(xb);
-            let s = _mm512_cvtepi32_ps(sum2::<T>(weight_operand2::<T>(q), q, act2::<T>(yb)));
-            let d0 = f16_at(xb) * f16_at(yb);
-            let d1 = f16_at(xb.add(T::WS)) * f16_at(yb.add(T::AS));
-            let k = (i / 2) & 1;
-            acc[k] = _mm512_fmadd_ps(splat2(d0, d1), s, acc[k]);
-            if T::OFFSET {
-                summ += f16_at(xb.add(2)) * f16_at(yb.add(2));
-                summ += f16_at(xb.add(T::WS + 2)) * f16_at(yb.add(T::AS + 2));
-            }
+            (acc0, summ0) = step2::<T>(xb, yb, acc0, summ0);
+            (acc1, summ1) = step2::<T>(xb.add(2 * T::WS), yb.add(2 * T::AS), acc1, summ1);
+            i += 4;
+        }
+        if i + 2 <= nb {
+            (acc0, summ0) = step2::<T>(x.add(i * T::WS), y.add(i * T::AS), acc0, summ0);
             i += 2;
         }
-        let mut sum = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+        let mut sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
         if i < nb {
             let (xb, yb) = (x.add(i * T::WS), y.add(i * T::AS));
             let s = _mm256_cvtepi32_ps(sum1::<T>(T::quants(xb), yb));
             sum += hsum_ps(_mm256_mul_ps(_mm256_set1_ps(f16_at(xb) * f16_at(yb)), s));
             if T::OFFSET {
-                summ += f16_at(xb.add(2)) * f16_at(yb.add(2));
+                summ1 += f16_at(xb.add(2)) * f16_at(yb.add(2));
             }
         }
-        sum + summ
+        sum + (summ0 + summ1)
     }
 
     /// `out[j] = dot(x, y + j·stride)` for `j < M`, each pair of weight blocks decoded once.
