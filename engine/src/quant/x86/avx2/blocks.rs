@@ -21,6 +21,38 @@ pub(crate) trait Block32 {
     /// # Safety
     /// `x` points at `WS` readable bytes; the CPU has AVX2.
     unsafe fn quants(x: *const u8) -> __m256i;
+
+    /// The quants of blocks `x` and `x + WS` in one 512-bit register (first block low).
+    ///
+    /// # Safety
+    /// `x` points at `2 · WS` readable bytes; the CPU has the AVX-512 tier's features.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[inline]
+    unsafe fn quants_pair(x: *const u8) -> __m512i {
+        _mm512_inserti64x4(
+            _mm512_castsi256_si512(Self::quants(x)),
+            Self::quants(x.add(Self::WS)),
+            1,
+        )
+    }
+}
+
+/// The nibbles of the 16 bytes at `p0` and at `p1` in one register: low then high nibbles of
+/// `p0` (its 32 elements in order), then those of `p1`. One shift with per-lane counts replaces
+/// two 256-bit splits.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+unsafe fn nibbles64(p0: *const u8, p1: *const u8) -> __m512i {
+    let v = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(p0 as *const __m128i)),
+        _mm_loadu_si128(p1 as *const __m128i),
+        1,
+    );
+    let z = _mm512_castsi256_si512(v);
+    // 128-bit lanes [p0, p0, p1, p1], the second copy of each shifted down a nibble.
+    let z = _mm512_shuffle_i64x2(z, z, 0b01_01_00_00);
+    let z = _mm512_srlv_epi64(z, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0));
+    _mm512_and_si512(z, _mm512_set1_epi8(0x0f))
 }
 
 /// Q4_0: nibbles minus 8.
@@ -35,6 +67,14 @@ impl Block32 for Q4_0 {
     unsafe fn quants(x: *const u8) -> __m256i {
         _mm256_sub_epi8(nibbles32(x.add(2)), _mm256_set1_epi8(8))
     }
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[inline]
+    unsafe fn quants_pair(x: *const u8) -> __m512i {
+        _mm512_sub_epi8(
+            nibbles64(x.add(2), x.add(Self::WS + 2)),
+            _mm512_set1_epi8(8),
+        )
+    }
 }
 
 /// Q4_1: plain nibbles.
@@ -48,6 +88,11 @@ impl Block32 for Q4_1 {
     #[inline]
     unsafe fn quants(x: *const u8) -> __m256i {
         nibbles32(x.add(4))
+    }
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[inline]
+    unsafe fn quants_pair(x: *const u8) -> __m512i {
+        nibbles64(x.add(4), x.add(Self::WS + 4))
     }
 }
 

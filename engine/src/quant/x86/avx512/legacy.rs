@@ -1,7 +1,11 @@
 //! AVX-512 VNNI dot products of the 32-element block types against Q8_0 / Q8_1 activations.
+//!
+//! Two blocks fill a 512-bit register ([`Block32::quants_pair`]); their scales come widened
+//! together ([`head_pair`]) and are spread over the two halves with one permute.
 
 use crate::quant::x86::avx2::blocks::Block32;
-use crate::quant::x86::avx2::{check_dot, check_multi, f16_at, hsum_ps};
+use crate::quant::x86::avx2::legacy::{head_pair, offset_sum, scale_pair, single};
+use crate::quant::x86::avx2::{check_dot, check_multi};
 use std::arch::x86_64::*;
 
 /// The features every function here is compiled for (the AVX2 helpers inline into them).
@@ -13,12 +17,6 @@ macro_rules! avx512 {
 }
 
 avx512! {
-    /// Weight blocks `x` and `x + WS` as one register: quants of the first in the low half.
-    #[inline]
-    unsafe fn quants2<T: Block32>(x: *const u8) -> __m512i {
-        _mm512_inserti64x4(_mm512_castsi256_si512(T::quants(x)), T::quants(x.add(T::WS)), 1)
-    }
-
     /// The activation quants of blocks `y` and `y + AS`.
     #[inline]
     unsafe fn act2<T: Block32>(y: *const u8) -> __m512i {
@@ -47,72 +45,57 @@ avx512! {
         _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, yq)
     }
 
-    /// Σ qx·qy of one block with 256-bit VNNI, for an odd block count's last block.
+    /// Lane 0 of `p` in the low eight lanes, lane 2 in the high eight: the two blocks' `dx·dy`.
     #[inline]
-    unsafe fn sum1<T: Block32>(q: __m256i, y: *const u8) -> __m256i {
-        let yq = _mm256_loadu_si256(y.add(T::AS - 32) as *const __m256i);
-        let (u, yq) = if T::SIGNED {
-            (_mm256_abs_epi8(q), _mm256_sign_epi8(yq, q))
-        } else {
-            (q, yq)
-        };
-        _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, yq)
+    unsafe fn spread(p: __m128) -> __m512 {
+        let idx = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+        _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(p))
     }
 
-    /// Eight lanes of `a` then eight of `b`.
+    /// Adds blocks `xb`, `xb + WS` times `yb`, `yb + AS` to the lane accumulator and to the
+    /// offset-term accumulator (see `scale_pair`).
     #[inline]
-    unsafe fn splat2(a: f32, b: f32) -> __m512 {
-        _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1)
-    }
-
-    /// Adds blocks `xb`, `xb + WS` · `yb`, `yb + AS` to the lane accumulator and offset sum.
-    #[inline]
-    unsafe fn step2<T: Block32>(
+    unsafe fn pair<T: Block32>(
         xb: *const u8,
         yb: *const u8,
         acc: __m512,
-        summ: f32,
-    ) -> (__m512, f32) {
-        let q = quants2::<T>(xb);
+        accm: __m128,
+    ) -> (__m512, __m128) {
+        let p = scale_pair::<T>(head_pair(xb, T::WS), yb);
+        let q = T::quants_pair(xb);
         let s = _mm512_cvtepi32_ps(sum2::<T>(weight_operand2::<T>(q), q, act2::<T>(yb)));
-        let d0 = f16_at(xb) * f16_at(yb);
-        let d1 = f16_at(xb.add(T::WS)) * f16_at(yb.add(T::AS));
-        let summ = if T::OFFSET {
-            summ + f16_at(xb.add(2)) * f16_at(yb.add(2))
-                + f16_at(xb.add(T::WS + 2)) * f16_at(yb.add(T::AS + 2))
-        } else {
-            summ
-        };
-        (_mm512_fmadd_ps(splat2(d0, d1), s, acc), summ)
+        let accm = if T::OFFSET { _mm_add_ps(accm, p) } else { accm };
+        (_mm512_fmadd_ps(spread(p), s, acc), accm)
     }
 
     /// # Safety
     /// The CPU has the tier's features; `x` holds `nb` weight blocks, `y` `nb` activation blocks.
     unsafe fn dot<T: Block32>(nb: usize, x: *const u8, y: *const u8) -> f32 {
-        // Two independent chains of block pairs, kept in registers.
+        // Two independent chains of block pairs (unrolled by hand: indexing an accumulator
+        // array with a loop-dependent index keeps it in memory).
         let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
-        let (mut summ0, mut summ1) = (0f32, 0f32);
+        let mut accm = _mm_setzero_ps();
         let mut i = 0;
         while i + 4 <= nb {
             let (xb, yb) = (x.add(i * T::WS), y.add(i * T::AS));
-            (acc0, summ0) = step2::<T>(xb, yb, acc0, summ0);
-            (acc1, summ1) = step2::<T>(xb.add(2 * T::WS), yb.add(2 * T::AS), acc1, summ1);
+            (acc0, accm) = pair::<T>(xb, yb, acc0, accm);
+            (acc1, accm) = pair::<T>(xb.add(2 * T::WS), yb.add(2 * T::AS), acc1, accm);
             i += 4;
         }
         if i + 2 <= nb {
-            (acc0, summ0) = step2::<T>(x.add(i * T::WS), y.add(i * T::AS), acc0, summ0);
+            (acc0, accm) = pair::<T>(x.add(i * T::WS), y.add(i * T::AS), acc0, accm);
             i += 2;
         }
-        let mut sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+        let acc = [acc0, acc1];
+        let mut sum = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+        if T::OFFSET {
+            sum += offset_sum(accm);
+        }
         if i < nb {
             let (xb, yb) = (x.add(i * T::WS), y.add(i * T::AS));
-            let s = _mm256_cvtepi32_ps(sum1::<T>(T::quants(xb), yb));
-            sum += hsum_ps(_mm256_mul_ps(_mm256_set1_ps(f16_at(xb) * f16_at(yb)), s));
-            if T::OFFSET {
-                summ1 += f16_at(xb.add(2)) * f16_at(yb.add(2));
-            }
+            sum += single::<T>(T::quants(xb), xb, yb);
         }
-        sum + (summ0 + summ1)
+        sum
     }
 
     /// `out[j] = dot(x, y + j·stride)` for `j < M`, each pair of weight blocks decoded once.
@@ -127,40 +110,34 @@ avx512! {
         out: &mut [f32],
     ) {
         let mut acc = [_mm512_setzero_ps(); M];
-        let mut summ = [0f32; M];
+        let mut accm = [_mm_setzero_ps(); M];
         let mut i = 0;
         while i + 2 <= nb {
             let xb = x.add(i * T::WS);
-            let q = quants2::<T>(xb);
+            let q = T::quants_pair(xb);
             let u = weight_operand2::<T>(q);
-            let (dx0, dx1) = (f16_at(xb), f16_at(xb.add(T::WS)));
-            let (mx0, mx1) = if T::OFFSET {
-                (f16_at(xb.add(2)), f16_at(xb.add(T::WS + 2)))
-            } else {
-                (0.0, 0.0)
-            };
+            let wx = head_pair(xb, T::WS);
             for j in 0..M {
                 let yb = y.add(j * stride + i * T::AS);
+                let p = scale_pair::<T>(wx, yb);
                 let s = _mm512_cvtepi32_ps(sum2::<T>(u, q, act2::<T>(yb)));
-                let d = splat2(dx0 * f16_at(yb), dx1 * f16_at(yb.add(T::AS)));
-                acc[j] = _mm512_fmadd_ps(d, s, acc[j]);
+                acc[j] = _mm512_fmadd_ps(spread(p), s, acc[j]);
                 if T::OFFSET {
-                    summ[j] += mx0 * f16_at(yb.add(2)) + mx1 * f16_at(yb.add(T::AS + 2));
+                    accm[j] = _mm_add_ps(accm[j], p);
                 }
             }
             i += 2;
         }
         for j in 0..M {
             let mut sum = _mm512_reduce_add_ps(acc[j]);
+            if T::OFFSET {
+                sum += offset_sum(accm[j]);
+            }
             if i < nb {
                 let (xb, yb) = (x.add(i * T::WS), y.add(j * stride + i * T::AS));
-                let s = _mm256_cvtepi32_ps(sum1::<T>(T::quants(xb), yb));
-                sum += hsum_ps(_mm256_mul_ps(_mm256_set1_ps(f16_at(xb) * f16_at(yb)), s));
-                if T::OFFSET {
-                    summ[j] += f16_at(xb.add(2)) * f16_at(yb.add(2));
-                }
+                sum += single::<T>(T::quants(xb), xb, yb);
             }
-            out[j] = sum + summ[j];
+            out[j] = sum;
         }
     }
 }
