@@ -105,6 +105,7 @@ pub(crate) fn check_dot(n: usize, qk: usize, ws: usize, w: &[u8], as_: usize, a:
 
 /// As [`check_dot`] for `rows` activation rows `stride` bytes apart.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // the two buffers, their strides and sizes, all needed
 pub(crate) fn check_multi(
     n: usize,
     qk: usize,
