@@ -39,10 +39,16 @@ macro_rules! block32 {
     };
 }
 
-/// Kernels of a k-quant with an AVX2 `vec_dot` (no batched variant yet).
+/// Kernels of a k-quant (AVX2, also used by the AVX-512 tier).
 macro_rules! kquant {
-    ($t:ident, $m:ident, $dot:ident) => {
-        table!($t, Q8_K, $m::dequantize, avx2::kquants::$dot, None)
+    ($t:ident, $m:ident, $dot:ident, $multi:ident) => {
+        table!(
+            $t,
+            Q8_K,
+            $m::dequantize,
+            avx2::kquants::$dot,
+            Some(avx2::kquants::$multi as MultiDot)
+        )
     };
 }
 
@@ -62,11 +68,11 @@ mod avx2_tables {
     pub static Q5_0: TypeKernels = block32!(Q5_0, Q8_0, q5_0::dequantize, avx2);
     pub static Q5_1: TypeKernels = block32!(Q5_1, Q8_1, q5_1::dequantize, avx2);
     pub static Q8_0: TypeKernels = block32!(Q8_0, Q8_0, q8_0::dequantize, avx2);
-    pub static Q2_K: TypeKernels = kquant!(Q2_K, q2_k, vec_dot_q2_k);
-    pub static Q3_K: TypeKernels = kquant!(Q3_K, q3_k, vec_dot_q3_k);
-    pub static Q4_K: TypeKernels = kquant!(Q4_K, q4_k, vec_dot_q4_k);
-    pub static Q5_K: TypeKernels = kquant!(Q5_K, q5_k, vec_dot_q5_k);
-    pub static Q6_K: TypeKernels = kquant!(Q6_K, q6_k, vec_dot_q6_k);
+    pub static Q2_K: TypeKernels = kquant!(Q2_K, q2_k, vec_dot_q2_k, vec_dot_multi_q2_k);
+    pub static Q3_K: TypeKernels = kquant!(Q3_K, q3_k, vec_dot_q3_k, vec_dot_multi_q3_k);
+    pub static Q4_K: TypeKernels = kquant!(Q4_K, q4_k, vec_dot_q4_k, vec_dot_multi_q4_k);
+    pub static Q5_K: TypeKernels = kquant!(Q5_K, q5_k, vec_dot_q5_k, vec_dot_multi_q5_k);
+    pub static Q6_K: TypeKernels = kquant!(Q6_K, q6_k, vec_dot_q6_k, vec_dot_multi_q6_k);
     pub static FLOAT: FloatKernels = FloatKernels {
         dot_f32: avx2::float::dot_f32,
         dot_f32_f16: avx2::float::dot_f32_f16,

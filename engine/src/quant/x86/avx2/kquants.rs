@@ -7,7 +7,7 @@
 //! reproduced). Signed quants (Q3_K's q - 4, Q6_K's q - 32) subtract the offset times the
 //! activations; the minimum terms of Q2_K / Q4_K / Q5_K come from the Q8_K group sums, as ggml.
 
-use super::{check_dot, f16_at, hsum_epi32, hsum_ps};
+use super::{check_dot, check_multi, f16_at, hsum_epi32, hsum_ps};
 use crate::ggml_type::QK_K;
 use std::arch::x86_64::*;
 
@@ -71,25 +71,36 @@ unsafe fn min_sum32(mins: *const u8, y: *const u8) -> i32 {
     hsum_epi32(_mm256_mullo_epi32(group, m))
 }
 
-/// Q4_K (`Q5 = false`, 144-byte blocks) and Q5_K (176-byte blocks, fifth bits in `qh`).
+/// Q4_K (`Q5 = false`, 144-byte blocks) and Q5_K (176-byte blocks, fifth bits in `qh`) against
+/// `M` activation rows `stride` bytes apart (`M = 1` is the plain dot product): each 32-quant
+/// vector is unpacked once and used for every row.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q45k<const Q5: bool>(nb: usize, x: *const u8, y: *const u8) -> f32 {
+unsafe fn dot_q45k<const Q5: bool, const M: usize>(
+    nb: usize,
+    x: *const u8,
+    y: *const u8,
+    stride: usize,
+    out: &mut [f32],
+) {
     let ws = if Q5 { 176 } else { 144 };
     let qs_at = if Q5 { 48 } else { 16 };
     let low = _mm256_set1_epi8(0x0f);
-    let mut acc = _mm256_setzero_ps();
-    let mut summ = 0f32;
+    let mut acc = [_mm256_setzero_ps(); M];
+    let mut summ = [0f32; M];
     for i in 0..nb {
-        let (xb, yb) = (x.add(i * ws), y.add(i * AS));
-        let dy = q8k_d(yb);
+        let xb = x.add(i * ws);
+        let yb = |j: usize| y.add(j * stride + i * AS);
         let sm = k4_scales_mins(xb.add(4));
-        summ -= f16_at(xb.add(2)) * dy * min_sum32(sm.as_ptr().add(8), yb) as f32;
+        let (d, dmin) = (f16_at(xb), f16_at(xb.add(2)));
+        for j in 0..M {
+            summ[j] -= dmin * q8k_d(yb(j)) * min_sum32(sm.as_ptr().add(8), yb(j)) as f32;
+        }
         let hbits = if Q5 {
             _mm256_loadu_si256(xb.add(16) as *const __m256i)
         } else {
             _mm256_setzero_si256()
         };
-        let mut sumi = _mm256_setzero_si256();
+        let mut sumi = [_mm256_setzero_si256(); M];
         for c in 0..4 {
             let v = _mm256_loadu_si256(xb.add(qs_at + 32 * c) as *const __m256i);
             let mut lo = _mm256_and_si256(v, low);
@@ -104,29 +115,42 @@ unsafe fn dot_q45k<const Q5: bool>(nb: usize, x: *const u8, y: *const u8) -> f32
                 lo = _mm256_or_si256(lo, fifth(2 * c));
                 hi = _mm256_or_si256(hi, fifth(2 * c + 1));
             }
-            let p0 = mul(lo, q8(yb, 64 * c));
-            let p1 = mul(hi, q8(yb, 64 * c + 32));
-            let p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sm[2 * c] as i16));
-            let p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sm[2 * c + 1] as i16));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+            let s0 = _mm256_set1_epi16(sm[2 * c] as i16);
+            let s1 = _mm256_set1_epi16(sm[2 * c + 1] as i16);
+            for j in 0..M {
+                let p0 = _mm256_madd_epi16(mul(lo, q8(yb(j), 64 * c)), s0);
+                let p1 = _mm256_madd_epi16(mul(hi, q8(yb(j), 64 * c + 32)), s1);
+                sumi[j] = _mm256_add_epi32(sumi[j], _mm256_add_epi32(p0, p1));
+            }
         }
-        let d = f16_at(xb) * dy;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        for j in 0..M {
+            let dj = _mm256_set1_ps(d * q8k_d(yb(j)));
+            acc[j] = _mm256_fmadd_ps(dj, _mm256_cvtepi32_ps(sumi[j]), acc[j]);
+        }
     }
-    hsum_ps(acc) + summ
+    for j in 0..M {
+        out[j] = hsum_ps(acc[j]) + summ[j];
+    }
 }
 
-/// Q6_K: 6-bit quants around 32, sixteen signed 8-bit group scales.
+/// Q6_K: 6-bit quants around 32, sixteen signed 8-bit group scales; `M` rows as Q4_K.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q6k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+unsafe fn dot_q6k<const M: usize>(
+    nb: usize,
+    x: *const u8,
+    y: *const u8,
+    stride: usize,
+    out: &mut [f32],
+) {
     let low = _mm256_set1_epi8(0x0f);
     let three = _mm256_set1_epi8(3);
     let m32 = _mm256_set1_epi8(32);
-    let mut acc = _mm256_setzero_ps();
+    let mut acc = [_mm256_setzero_ps(); M];
     for i in 0..nb {
-        let (xb, yb) = (x.add(i * 210), y.add(i * AS));
+        let xb = x.add(i * 210);
+        let yb = |j: usize| y.add(j * stride + i * AS);
         let sc = xb.add(192) as *const i8;
-        let mut sumi = _mm256_setzero_si256();
+        let mut sumi = [_mm256_setzero_si256(); M];
         for h in 0..2 {
             let ql0 = _mm256_loadu_si256(xb.add(64 * h) as *const __m256i);
             let ql1 = _mm256_loadu_si256(xb.add(64 * h + 32) as *const __m256i);
@@ -143,18 +167,25 @@ unsafe fn dot_q6k(nb: usize, x: *const u8, y: *const u8) -> f32 {
             ];
             for (k, &q) in q.iter().enumerate() {
                 let at = 128 * h + 32 * k;
-                let yv = q8(yb, at);
-                // Σ (q - 32)·y = Σ q·y - Σ 32·y, both in i16 without saturation.
-                let p = _mm256_sub_epi16(mul(q, yv), mul(m32, yv));
                 let g = at / 16;
                 let s = scales2(*sc.add(g) as i32, *sc.add(g + 1) as i32);
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s));
+                for j in 0..M {
+                    let yv = q8(yb(j), at);
+                    // Σ (q - 32)·y = Σ q·y - Σ 32·y, both in i16 without saturation.
+                    let p = _mm256_sub_epi16(mul(q, yv), mul(m32, yv));
+                    sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(p, s));
+                }
             }
         }
-        let d = f16_at(xb.add(208)) * q8k_d(yb);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        let d = f16_at(xb.add(208));
+        for j in 0..M {
+            let dj = _mm256_set1_ps(d * q8k_d(yb(j)));
+            acc[j] = _mm256_fmadd_ps(dj, _mm256_cvtepi32_ps(sumi[j]), acc[j]);
+        }
     }
-    hsum_ps(acc)
+    for j in 0..M {
+        out[j] = hsum_ps(acc[j]);
+    }
 }
 
 /// The 16 signed Q3_K scales from their 12 packed bytes (see `kquants::q3k_scales`).
@@ -170,86 +201,142 @@ unsafe fn q3k_scales(p: *const u8) -> [i32; 16] {
     out
 }
 
-/// Q3_K: 2-bit quants plus an inverted third bit, 16 signed 6-bit scales.
+/// Q3_K: 2-bit quants plus an inverted third bit, 16 signed 6-bit scales; `M` rows as Q4_K.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q3k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+unsafe fn dot_q3k<const M: usize>(
+    nb: usize,
+    x: *const u8,
+    y: *const u8,
+    stride: usize,
+    out: &mut [f32],
+) {
     let three = _mm256_set1_epi8(3);
     let m4 = _mm256_set1_epi8(4);
-    let mut acc = _mm256_setzero_ps();
+    let mut acc = [_mm256_setzero_ps(); M];
     for i in 0..nb {
-        let (xb, yb) = (x.add(i * 110), y.add(i * AS));
+        let xb = x.add(i * 110);
+        let yb = |j: usize| y.add(j * stride + i * AS);
         let sc = q3k_scales(xb.add(96));
         let hmask = _mm256_loadu_si256(xb as *const __m256i);
-        let mut sumi = _mm256_setzero_si256();
+        let mut sumi = [_mm256_setzero_si256(); M];
         for h in 0..2 {
             let qs = _mm256_loadu_si256(xb.add(32 + 32 * h) as *const __m256i);
-            for j in 0..4 {
-                let at = 128 * h + 32 * j;
-                let shift = _mm_cvtsi32_si128(2 * j as i32);
+            for k in 0..4 {
+                let at = 128 * h + 32 * k;
+                let shift = _mm_cvtsi32_si128(2 * k as i32);
                 let low = _mm256_and_si256(_mm256_srl_epi16(qs, shift), three);
                 // u = low + 4·bit ∈ [0, 7]; the quant is u - 4.
-                let m = _mm256_set1_epi8((1u8 << (4 * h + j)) as i8);
+                let m = _mm256_set1_epi8((1u8 << (4 * h + k)) as i8);
                 let bit = _mm256_cmpeq_epi8(_mm256_and_si256(hmask, m), m);
                 let u = _mm256_or_si256(low, _mm256_and_si256(bit, m4));
-                let yv = q8(yb, at);
-                let p = _mm256_sub_epi16(mul(u, yv), mul(m4, yv));
                 let g = at / 16;
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scales2(sc[g], sc[g + 1])));
+                let s = scales2(sc[g], sc[g + 1]);
+                for j in 0..M {
+                    let yv = q8(yb(j), at);
+                    let p = _mm256_sub_epi16(mul(u, yv), mul(m4, yv));
+                    sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(p, s));
+                }
             }
         }
-        let d = f16_at(xb.add(108)) * q8k_d(yb);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        let d = f16_at(xb.add(108));
+        for j in 0..M {
+            let dj = _mm256_set1_ps(d * q8k_d(yb(j)));
+            acc[j] = _mm256_fmadd_ps(dj, _mm256_cvtepi32_ps(sumi[j]), acc[j]);
+        }
     }
-    hsum_ps(acc)
+    for j in 0..M {
+        out[j] = hsum_ps(acc[j]);
+    }
 }
 
-/// Q2_K: 2-bit quants, 4-bit scales and mins per group of 16.
+/// Q2_K: 2-bit quants, 4-bit scales and mins per group of 16; `M` rows as Q4_K.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q2k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+unsafe fn dot_q2k<const M: usize>(
+    nb: usize,
+    x: *const u8,
+    y: *const u8,
+    stride: usize,
+    out: &mut [f32],
+) {
     let three = _mm256_set1_epi8(3);
-    let mut acc = _mm256_setzero_ps();
-    let mut summ = 0f32;
+    let mut acc = [_mm256_setzero_ps(); M];
+    let mut summ = [0f32; M];
     for i in 0..nb {
-        let (xb, yb) = (x.add(i * 84), y.add(i * AS));
-        let dy = q8k_d(yb);
+        let xb = x.add(i * 84);
+        let yb = |j: usize| y.add(j * stride + i * AS);
         let sc = _mm_loadu_si128(xb as *const __m128i);
         // Σ min[g]·bsum[g]: mins are the high nibbles of the scale bytes.
-        let mins = _mm_and_si128(_mm_srli_epi16(sc, 4), _mm_set1_epi8(0x0f));
-        let bsums = _mm256_loadu_si256(yb.add(4 + QK_K) as *const __m256i);
-        let msum = hsum_epi32(_mm256_madd_epi16(_mm256_cvtepu8_epi16(mins), bsums));
-        summ -= f16_at(xb.add(82)) * dy * msum as f32;
-        let mut sumi = _mm256_setzero_si256();
+        let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), _mm_set1_epi8(0x0f)));
+        let dmin = f16_at(xb.add(82));
+        for j in 0..M {
+            let bsums = _mm256_loadu_si256(yb(j).add(4 + QK_K) as *const __m256i);
+            let msum = hsum_epi32(_mm256_madd_epi16(mins, bsums));
+            summ[j] -= dmin * q8k_d(yb(j)) * msum as f32;
+        }
+        let mut sumi = [_mm256_setzero_si256(); M];
         for h in 0..2 {
             let qs = _mm256_loadu_si256(xb.add(16 + 32 * h) as *const __m256i);
-            for j in 0..4 {
-                let at = 128 * h + 32 * j;
-                let shift = _mm_cvtsi32_si128(2 * j as i32);
+            for k in 0..4 {
+                let at = 128 * h + 32 * k;
+                let shift = _mm_cvtsi32_si128(2 * k as i32);
                 let q = _mm256_and_si256(_mm256_srl_epi16(qs, shift), three);
                 let g = at / 16;
                 let s = scales2((*xb.add(g) & 0x0f) as i32, (*xb.add(g + 1) & 0x0f) as i32);
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(mul(q, q8(yb, at)), s));
+                for j in 0..M {
+                    let p = _mm256_madd_epi16(mul(q, q8(yb(j), at)), s);
+                    sumi[j] = _mm256_add_epi32(sumi[j], p);
+                }
             }
         }
-        let d = f16_at(xb.add(80)) * dy;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        let d = f16_at(xb.add(80));
+        for j in 0..M {
+            let dj = _mm256_set1_ps(d * q8k_d(yb(j)));
+            acc[j] = _mm256_fmadd_ps(dj, _mm256_cvtepi32_ps(sumi[j]), acc[j]);
+        }
     }
-    hsum_ps(acc) + summ
+    for j in 0..M {
+        out[j] = hsum_ps(acc[j]) + summ[j];
+    }
 }
 
-/// Safe wrappers: only reachable through the AVX2 / AVX-512 tables (AVX2, FMA and F16C
-/// detected); `check_dot` verifies both buffers hold the blocks read.
-macro_rules! wrapper {
-    ($name:ident, $ws:expr, $imp:expr) => {
-        pub(crate) fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
+/// Safe `vec_dot` and `vec_dot_multi` of a k-quant: only reachable through the AVX2 / AVX-512
+/// tables (AVX2, FMA and F16C detected); `check_dot` / `check_multi` verify that every row read
+/// holds the blocks read.
+macro_rules! wrappers {
+    ($dot:ident, $multi:ident, $ws:expr, $imp:ident $(, $q5:expr)?) => {
+        pub(crate) fn $dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
             let nb = check_dot(n, QK_K, $ws, w, AS, a);
+            let mut out = [0f32];
             // SAFETY: see the macro's doc comment.
-            unsafe { $imp(nb, w.as_ptr(), a.as_ptr()) }
+            unsafe { $imp::<$($q5,)? 1>(nb, w.as_ptr(), a.as_ptr(), 0, &mut out) };
+            out[0]
+        }
+
+        pub(crate) fn $multi(n: usize, w: &[u8], a: &[u8], stride: usize, out: &mut [f32]) {
+            let nb = check_multi(n, QK_K, $ws, w, AS, a, stride, out.len());
+            let (x, y) = (w.as_ptr(), a.as_ptr());
+            for (c, out) in out.chunks_mut(8).enumerate() {
+                // SAFETY: see the macro's doc comment; rows c·8.. are a subset of those checked.
+                unsafe {
+                    let y = y.add(c * 8 * stride);
+                    match out.len() {
+                        8 => $imp::<$($q5,)? 8>(nb, x, y, stride, out),
+                        7 => $imp::<$($q5,)? 7>(nb, x, y, stride, out),
+                        6 => $imp::<$($q5,)? 6>(nb, x, y, stride, out),
+                        5 => $imp::<$($q5,)? 5>(nb, x, y, stride, out),
+                        4 => $imp::<$($q5,)? 4>(nb, x, y, stride, out),
+                        3 => $imp::<$($q5,)? 3>(nb, x, y, stride, out),
+                        2 => $imp::<$($q5,)? 2>(nb, x, y, stride, out),
+                        _ => $imp::<$($q5,)? 1>(nb, x, y, stride, out),
+                    }
+                }
+            }
         }
     };
 }
 
-wrapper!(vec_dot_q2_k, 84, dot_q2k);
-wrapper!(vec_dot_q3_k, 110, dot_q3k);
-wrapper!(vec_dot_q4_k, 144, dot_q45k::<false>);
-wrapper!(vec_dot_q5_k, 176, dot_q45k::<true>);
-wrapper!(vec_dot_q6_k, 210, dot_q6k);
+wrappers!(vec_dot_q2_k, vec_dot_multi_q2_k, 84, dot_q2k);
+wrappers!(vec_dot_q3_k, vec_dot_multi_q3_k, 110, dot_q3k);
+wrappers!(vec_dot_q4_k, vec_dot_multi_q4_k, 144, dot_q45k, false);
+wrappers!(vec_dot_q5_k, vec_dot_multi_q5_k, 176, dot_q45k, true);
+wrappers!(vec_dot_q6_k, vec_dot_multi_q6_k, 210, dot_q6k);
