@@ -7,6 +7,9 @@
 //! reproduced). Signed quants (Q3_K's q - 4, Q6_K's q - 32) subtract the offset times the
 //! activations; the minimum terms of Q2_K / Q4_K / Q5_K come from the Q8_K group sums, as ggml.
 
+// The row index addresses parallel accumulator arrays and the row's activation pointer at once.
+#![allow(clippy::needless_range_loop)]
+
 use super::{check_dot, check_multi, f16_at, hsum_epi32, hsum_ps};
 use crate::ggml_type::QK_K;
 use std::arch::x86_64::*;
