@@ -107,7 +107,7 @@ impl ThreadPool {
         let mut spins = 0u32;
         while s.pending.load(Ordering::Acquire) != 0 {
             spins = spins.wrapping_add(1);
-            if spins % YIELD_EVERY == 0 {
+            if spins.is_multiple_of(YIELD_EVERY) {
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();
@@ -163,7 +163,7 @@ fn worker(s: Arc<Shared>, idx: usize) {
             if spins < SPIN_LIMIT {
                 // On a machine with more runnable threads than cores, a spinning worker would
                 // take the core from the thread doing the work it waits for: yield now and then.
-                if spins % YIELD_EVERY == 0 {
+                if spins.is_multiple_of(YIELD_EVERY) {
                     std::thread::yield_now();
                 } else {
                     std::hint::spin_loop();

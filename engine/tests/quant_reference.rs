@@ -309,7 +309,7 @@ fn random_activations(rng: &mut StdRng, n: usize, kind: usize) -> Vec<f32> {
 /// For Q8_1 activations, the exact difference between what `vec_dot` uses for the offset term
 /// (Σ_b m_b · s_b, with s rounded to f16) and what dequantized data gives (Σ_b m_b · d_b · Σq_b).
 fn q8_1_offset_correction(t: GgmlType, w: &[u8], a: &[u8]) -> f64 {
-    if a.len() % 36 != 0 || !matches!(t, GgmlType::Q4_1 | GgmlType::Q5_1) {
+    if !a.len().is_multiple_of(36) || !matches!(t, GgmlType::Q4_1 | GgmlType::Q5_1) {
         return 0.0;
     }
     let f = |b: &[u8], at: usize| f16::from_le_bytes([b[at], b[at + 1]]).to_f64();

@@ -218,7 +218,7 @@ pub fn dequantize_row(t: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
         _ => kernels(t)?.dequantize,
     };
     let (bs, ts) = t.block_geometry();
-    if dst.len() % bs != 0 || src.len() != dst.len() / bs * ts {
+    if !dst.len().is_multiple_of(bs) || src.len() != dst.len() / bs * ts {
         return Err(Error::Invalid(format!(
             "dequantize {t}: {} bytes for {} elements",
             src.len(),
