@@ -9,15 +9,15 @@
 use super::{FloatKernels, Tier, TypeKernels};
 use crate::ggml_type::GgmlType;
 
-/// Safe per-tier entry points `neon` / `dotprod` (and the `_multi` variants) of a 32-element block
-/// type implementing `legacy::Legacy`.
-macro_rules! legacy_entry_points {
-    ($ty:ident) => {
+/// Safe per-tier entry points `neon` / `dotprod` (and the `_multi` variants) of a weight type
+/// `$ty` implementing the block trait of driver module `$driver` (`legacy` or `kquants`).
+macro_rules! entry_points {
+    ($driver:ident, $ty:ident) => {
         /// NEON `vec_dot`.
         pub(super) fn neon(n: usize, w: &[u8], a: &[u8]) -> f32 {
             #[target_feature(enable = "neon")]
             unsafe fn imp(n: usize, w: &[u8], a: &[u8]) -> f32 {
-                super::legacy::vec_dot::<$ty, super::idot::Neon>(n, w, a)
+                super::$driver::vec_dot::<$ty, super::idot::Neon>(n, w, a)
             }
             // SAFETY: only the Neon and Dotprod tables hold this function, and `kernels_for`
             // hands those out only when the CPU has NEON.
@@ -28,7 +28,7 @@ macro_rules! legacy_entry_points {
         pub(super) fn dotprod(n: usize, w: &[u8], a: &[u8]) -> f32 {
             #[target_feature(enable = "neon,dotprod")]
             unsafe fn imp(n: usize, w: &[u8], a: &[u8]) -> f32 {
-                super::legacy::vec_dot::<$ty, super::idot::Sdot>(n, w, a)
+                super::$driver::vec_dot::<$ty, super::idot::Sdot>(n, w, a)
             }
             // SAFETY: only the Dotprod table holds this function, and `kernels_for` hands it out
             // only when the CPU has NEON and the dot-product extension.
@@ -39,7 +39,7 @@ macro_rules! legacy_entry_points {
         pub(super) fn neon_multi(n: usize, w: &[u8], a: &[u8], a_stride: usize, out: &mut [f32]) {
             #[target_feature(enable = "neon")]
             unsafe fn imp(n: usize, w: &[u8], a: &[u8], a_stride: usize, out: &mut [f32]) {
-                super::legacy::vec_dot_multi::<$ty, super::idot::Neon>(n, w, a, a_stride, out)
+                super::$driver::vec_dot_multi::<$ty, super::idot::Neon>(n, w, a, a_stride, out)
             }
             // SAFETY: as `neon`.
             unsafe { imp(n, w, a, a_stride, out) }
@@ -55,37 +55,10 @@ macro_rules! legacy_entry_points {
         ) {
             #[target_feature(enable = "neon,dotprod")]
             unsafe fn imp(n: usize, w: &[u8], a: &[u8], a_stride: usize, out: &mut [f32]) {
-                super::legacy::vec_dot_multi::<$ty, super::idot::Sdot>(n, w, a, a_stride, out)
+                super::$driver::vec_dot_multi::<$ty, super::idot::Sdot>(n, w, a, a_stride, out)
             }
             // SAFETY: as `dotprod`.
             unsafe { imp(n, w, a, a_stride, out) }
-        }
-    };
-}
-
-/// Safe per-tier entry points `neon` / `dotprod` of a k-quant kernel generic over `I8Dot`.
-macro_rules! kquant_entry_points {
-    ($kernel:ident) => {
-        /// NEON `vec_dot`.
-        pub(super) fn neon(n: usize, w: &[u8], a: &[u8]) -> f32 {
-            #[target_feature(enable = "neon")]
-            unsafe fn imp(n: usize, w: &[u8], a: &[u8]) -> f32 {
-                $kernel::<super::idot::Neon>(n, w, a)
-            }
-            // SAFETY: only the Neon and Dotprod tables hold this function, and `kernels_for`
-            // hands those out only when the CPU has NEON.
-            unsafe { imp(n, w, a) }
-        }
-
-        /// Dotprod `vec_dot`.
-        pub(super) fn dotprod(n: usize, w: &[u8], a: &[u8]) -> f32 {
-            #[target_feature(enable = "neon,dotprod")]
-            unsafe fn imp(n: usize, w: &[u8], a: &[u8]) -> f32 {
-                $kernel::<super::idot::Sdot>(n, w, a)
-            }
-            // SAFETY: only the Dotprod table holds this function, and `kernels_for` hands it out
-            // only when the CPU has NEON and the dot-product extension.
-            unsafe { imp(n, w, a) }
         }
     };
 }
@@ -141,11 +114,11 @@ static NEON: [TypeKernels; 12] = [
     entry!(Q5_0, q5_0, Q8_0, neon, neon_multi),
     entry!(Q5_1, q5_1, Q8_1, neon, neon_multi),
     entry!(Q8_0, q8_0, Q8_0, neon, neon_multi),
-    entry!(Q2_K, q2_k, Q8_K, neon),
-    entry!(Q3_K, q3_k, Q8_K, neon),
-    entry!(Q4_K, q4_k, Q8_K, neon),
-    entry!(Q5_K, q5_k, Q8_K, neon),
-    entry!(Q6_K, q6_k, Q8_K, neon),
+    entry!(Q2_K, q2_k, Q8_K, neon, neon_multi),
+    entry!(Q3_K, q3_k, Q8_K, neon, neon_multi),
+    entry!(Q4_K, q4_k, Q8_K, neon, neon_multi),
+    entry!(Q5_K, q5_k, Q8_K, neon, neon_multi),
+    entry!(Q6_K, q6_k, Q8_K, neon, neon_multi),
 ];
 
 static DOTPROD: [TypeKernels; 12] = [
@@ -156,11 +129,11 @@ static DOTPROD: [TypeKernels; 12] = [
     entry!(Q5_0, q5_0, Q8_0, dotprod, dotprod_multi),
     entry!(Q5_1, q5_1, Q8_1, dotprod, dotprod_multi),
     entry!(Q8_0, q8_0, Q8_0, dotprod, dotprod_multi),
-    entry!(Q2_K, q2_k, Q8_K, dotprod),
-    entry!(Q3_K, q3_k, Q8_K, dotprod),
-    entry!(Q4_K, q4_k, Q8_K, dotprod),
-    entry!(Q5_K, q5_k, Q8_K, dotprod),
-    entry!(Q6_K, q6_k, Q8_K, dotprod),
+    entry!(Q2_K, q2_k, Q8_K, dotprod, dotprod_multi),
+    entry!(Q3_K, q3_k, Q8_K, dotprod, dotprod_multi),
+    entry!(Q4_K, q4_k, Q8_K, dotprod, dotprod_multi),
+    entry!(Q5_K, q5_k, Q8_K, dotprod, dotprod_multi),
+    entry!(Q6_K, q6_k, Q8_K, dotprod, dotprod_multi),
 ];
 
 /// The tier's kernels for weight type `t`, if this module has any (BF16 has none yet).

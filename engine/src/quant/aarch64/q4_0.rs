@@ -28,4 +28,4 @@ impl Legacy for Q4_0 {
     }
 }
 
-legacy_entry_points!(Q4_0);
+entry_points!(legacy, Q4_0);

@@ -28,4 +28,4 @@ impl Legacy for Q4_1 {
     }
 }
 
-legacy_entry_points!(Q4_1);
+entry_points!(legacy, Q4_1);

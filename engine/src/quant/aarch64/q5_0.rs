@@ -30,4 +30,4 @@ impl Legacy for Q5_0 {
     }
 }
 
-legacy_entry_points!(Q5_0);
+entry_points!(legacy, Q5_0);

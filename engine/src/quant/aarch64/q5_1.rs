@@ -29,4 +29,4 @@ impl Legacy for Q5_1 {
     }
 }
 
-legacy_entry_points!(Q5_1);
+entry_points!(legacy, Q5_1);

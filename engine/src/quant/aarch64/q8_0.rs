@@ -26,4 +26,4 @@ impl Legacy for Q8_0 {
     }
 }
 
-legacy_entry_points!(Q8_0);
+entry_points!(legacy, Q8_0);

@@ -361,7 +361,7 @@ fn vec_dot_multi_matches_rows() {
                 }
                 for tier in simd_tiers() {
                     let k = kernels_for(t, tier).unwrap();
-                    if matches!(t, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0) {
+                    if t.block_size() > 1 {
                         assert!(k.vec_dot_multi.is_some(), "{t} {tier} has no multi");
                     }
                     let mut out = vec![f32::NAN; rows];
