@@ -94,7 +94,11 @@ pub fn attention(
                 }
             }
             KvRows::F16(vc) => {
+                // llama.cpp (no flash attention) computes `V·P` as a matmul of the f16 V cache with
+                // the f32 probabilities, which converts them to f16 first (the f16 type's
+                // `vec_dot_type`): round them the same way.
                 for (j, &p) in scores.iter().enumerate() {
+                    let p = half::f16::from_f32(p).to_f32();
                     (fk.axpy_f16)(o, p, &vc[j * vw + kvh * dv..j * vw + (kvh + 1) * dv]);
                 }
             }
