@@ -206,7 +206,7 @@ impl SparseFfn {
         }
         let use_pred = self.config.predictor;
         let rank = self.profile.dims.rank;
-        let measure_recall = use_pred && self.tokens_seen % RECALL_EVERY == 0;
+        let measure_recall = use_pred && self.tokens_seen.is_multiple_of(RECALL_EVERY);
         if use_pred {
             // z = A · x, with A's rows as f16 bits.
             let a = &self.profile.pred_a[li * rank * n_embd..(li + 1) * rank * n_embd];
