@@ -5,6 +5,11 @@
 //! for a tier whose features were detected at run time. The integer kernels are written once,
 //! generic over [`idot::I8Dot`], and instantiated per tier; the float kernels need only NEON and
 //! serve both tiers.
+//!
+//! Results: the 32-element types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), Q2_K and the float kernels return
+//! the scalar reference's bits; Q3_K..Q6_K and the F16/F32 weight dot products sum in another order
+//! and differ from it only in float rounding (see `kquants`, `f16`, `f32`). Every `vec_dot_multi`
+//! returns its `vec_dot`'s bits per row.
 
 use super::{FloatKernels, Tier, TypeKernels};
 use crate::ggml_type::GgmlType;
