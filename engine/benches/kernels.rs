@@ -11,9 +11,10 @@ use sparsetop_engine::threadpool::ThreadPool;
 use sparsetop_engine::GgmlType;
 use std::time::Duration;
 
-/// Matrix columns (a multiple of every block size) and the weight bytes aimed for (≫ L2).
+/// Matrix columns (a multiple of every block size) and the weight bytes aimed for: beyond L2 and
+/// L3, as a decode step streams the whole model from memory.
 const COLS: usize = 1536;
-const TARGET_BYTES: usize = 16 << 20;
+const TARGET_BYTES: usize = 64 << 20;
 
 const TYPES: [GgmlType; 13] = [
     GgmlType::Q4_1,

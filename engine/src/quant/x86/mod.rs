@@ -4,6 +4,11 @@
 //! for a tier whose features were detected at run time. Where AVX-512 has nothing better than
 //! AVX2 for a type, its table reuses the AVX2 function (the AVX-512 tier implies AVX2/FMA/F16C).
 //! Dequantization stays scalar: it only runs in exact mode and tests, never in the decode loop.
+//!
+//! Coverage: Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 have `vec_dot` and `vec_dot_multi` at both tiers
+//! (AVX-512: two blocks per register, `vpdpbusd`); Q2_K..Q6_K have AVX2 `vec_dot` and
+//! `vec_dot_multi`, used by both tiers; F32 / F16 / BF16 weights have an AVX2 `vec_dot`; the float
+//! kernels of attention and exact mode exist at both tiers.
 
 pub(crate) mod avx2;
 pub(crate) mod avx512;
