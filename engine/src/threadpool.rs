@@ -1,10 +1,15 @@
 //! A small persistent thread pool built for the forward pass's many short parallel sections.
 //!
 //! Decode runs a couple of hundred parallel operations per token, each lasting tens of
-//! microseconds, so the cost of starting one must be far below that. Workers here wait for work by
-//! spinning on a generation counter for a short while (tens of microseconds), which makes a dispatch
-//! cost well under a microsecond while the engine is busy, and then fall asleep on a condition
-//! variable so an idle engine (a person typing in the TUI) uses no CPU.
+//! microseconds, so starting one must cost far less than that. Workers wait for work by spinning
+//! on a generation counter for a short while, then fall asleep on a condition variable so an idle
+//! engine (a person typing in the TUI) uses no CPU.
+//!
+//! Work is a set of chunks handed out through an atomic counter, and a call completes when every
+//! chunk is done, not when every worker has checked in. On a machine with more runnable threads
+//! than cores (shared servers, phones) a worker may not get a core for milliseconds; the caller
+//! then simply takes its chunks. A reference count with a per-generation "closed" mark keeps a
+//! worker that wakes up late from touching a job that has already returned.
 
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -15,20 +20,23 @@ use std::thread::JoinHandle;
 /// Spins before a waiting worker goes to sleep: long enough to bridge the gap between two
 /// operations of one token, short enough not to burn a core when generation stops.
 const SPIN_LIMIT: u32 = 1 << 16;
-
 /// Spins between two `yield_now` calls while waiting.
 const YIELD_EVERY: u32 = 256;
 
-type Job = *const (dyn Fn(usize) + Sync);
+type Job = *const (dyn Fn(usize, usize) + Sync);
 
 struct Shared {
-    /// The current job; written by the caller before `generation` is bumped, read by workers
-    /// after they observe the bump.
+    /// The current job: written by the caller before `generation` is bumped, read by workers
+    /// that registered in `refs` for that generation while it was still open.
     job: UnsafeCell<Option<Job>>,
+    n_chunks: AtomicUsize,
+    next: AtomicUsize,
+    done: AtomicUsize,
     generation: AtomicU64,
-    /// Workers that have not finished the current job.
-    pending: AtomicUsize,
-    /// Set when a worker's job panicked.
+    /// The last generation whose chunks are all done: workers arriving later must not start it.
+    closed: AtomicU64,
+    /// Workers currently inside a job.
+    refs: AtomicUsize,
     panicked: AtomicBool,
     shutdown: AtomicBool,
     sleepers: AtomicUsize,
@@ -36,8 +44,8 @@ struct Shared {
     wake: Condvar,
 }
 
-// SAFETY: `job` is only written while no worker reads it (between jobs, ordered by `generation` and
-// `pending`), and the closure it points to is `Sync`.
+// SAFETY: `job` is written only while no worker can read it (see `for_each_chunk`), and the closure
+// it points to is `Sync`.
 unsafe impl Sync for Shared {}
 unsafe impl Send for Shared {}
 
@@ -48,14 +56,30 @@ pub struct ThreadPool {
     n_threads: usize,
 }
 
+fn wait_until(cond: impl Fn() -> bool) {
+    let mut spins = 0u32;
+    while !cond() {
+        spins = spins.wrapping_add(1);
+        if spins.is_multiple_of(YIELD_EVERY) {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
 impl ThreadPool {
     /// A pool of `n_threads` (at least 1) counting the caller: `n_threads - 1` OS threads are spawned.
     pub fn new(n_threads: usize) -> std::io::Result<Self> {
         let n_threads = n_threads.max(1);
         let shared = Arc::new(Shared {
             job: UnsafeCell::new(None),
+            n_chunks: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
-            pending: AtomicUsize::new(0),
+            closed: AtomicU64::new(0),
+            refs: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
             sleepers: AtomicUsize::new(0),
@@ -82,49 +106,9 @@ impl ThreadPool {
         self.n_threads
     }
 
-    /// Runs `f(thread_index)` once on every thread of the pool (the caller is index 0) and returns
-    /// when all have finished. A panic in any of them is re-raised here.
-    pub fn broadcast(&self, f: &(dyn Fn(usize) + Sync)) {
-        if self.n_threads == 1 {
-            f(0);
-            return;
-        }
-        let s = &*self.shared;
-        // SAFETY: no worker reads `job` now: the previous job's `pending` reached zero before the
-        // previous `broadcast` returned. The pointer's lifetime is erased, but it is cleared below
-        // before `f` can go out of scope, and workers only use it before decrementing `pending`.
-        unsafe {
-            let job: Job = std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(f);
-            *s.job.get() = Some(job);
-        }
-        s.pending.store(self.n_threads - 1, Ordering::Relaxed);
-        s.generation.fetch_add(1, Ordering::Release);
-        if s.sleepers.load(Ordering::SeqCst) > 0 {
-            let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
-            s.wake.notify_all();
-        }
-        let mine = catch_unwind(AssertUnwindSafe(|| f(0)));
-        let mut spins = 0u32;
-        while s.pending.load(Ordering::Acquire) != 0 {
-            spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(YIELD_EVERY) {
-                std::thread::yield_now();
-            } else {
-                std::hint::spin_loop();
-            }
-        }
-        // SAFETY: every worker is done with the job.
-        unsafe { *s.job.get() = None };
-        if let Err(p) = mine {
-            std::panic::resume_unwind(p);
-        }
-        if s.panicked.swap(false, Ordering::AcqRel) {
-            panic!("a sparsetop worker thread panicked");
-        }
-    }
-
-    /// Runs `f(chunk)` for every `chunk` in `0..n_chunks`, chunks handed out dynamically so a
-    /// thread slowed down by other work on the machine does not hold up the rest.
+    /// Runs `f(thread_index, chunk)` for every `chunk` in `0..n_chunks` and returns when all are
+    /// done. Chunks are handed out dynamically; the caller is thread 0 and works too, so the call
+    /// finishes even if no worker gets a core. A panic in any chunk is re-raised here.
     pub fn for_each_chunk(&self, n_chunks: usize, f: &(dyn Fn(usize, usize) + Sync)) {
         if n_chunks == 0 {
             return;
@@ -135,24 +119,79 @@ impl ThreadPool {
             }
             return;
         }
-        let next = AtomicUsize::new(0);
-        self.broadcast(&|tid| loop {
-            let c = next.fetch_add(1, Ordering::Relaxed);
-            if c >= n_chunks {
-                break;
-            }
+        let s = &*self.shared;
+        // SAFETY: no worker is inside a job (`refs` was 0 when the previous call returned, and a
+        // worker only enters a generation that is open), so nobody reads `job` now. The lifetime
+        // is erased, but the job is closed and `refs` drained before this function returns.
+        unsafe {
+            let job: Job = std::mem::transmute::<&(dyn Fn(usize, usize) + Sync), Job>(f);
+            *s.job.get() = Some(job);
+        }
+        s.n_chunks.store(n_chunks, Ordering::Relaxed);
+        s.next.store(0, Ordering::Relaxed);
+        s.done.store(0, Ordering::Relaxed);
+        let gen = s.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        if s.sleepers.load(Ordering::SeqCst) > 0 {
+            let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.wake.notify_all();
+        }
+        let mine = catch_unwind(AssertUnwindSafe(|| run_chunks(s, f, 0)));
+        if mine.is_err() {
+            // The chunk that panicked was claimed but not counted; skip what is left so the
+            // workers finish quickly. The panic is re-raised below.
+            s.panicked.store(true, Ordering::SeqCst);
+            s.done.fetch_add(1, Ordering::Release);
+            drain_chunks(s);
+        }
+        wait_until(|| s.done.load(Ordering::Acquire) >= n_chunks);
+        s.closed.store(gen, Ordering::SeqCst);
+        wait_until(|| s.refs.load(Ordering::SeqCst) == 0);
+        // SAFETY: the generation is closed and no worker is inside it.
+        unsafe { *s.job.get() = None };
+        if let Err(p) = mine {
+            s.panicked.store(false, Ordering::SeqCst);
+            std::panic::resume_unwind(p);
+        }
+        if s.panicked.swap(false, Ordering::SeqCst) {
+            panic!("a sparsetop worker thread panicked");
+        }
+    }
+}
+
+/// Claims and runs chunks until none are left.
+fn run_chunks(s: &Shared, f: &(dyn Fn(usize, usize) + Sync), tid: usize) {
+    let n = s.n_chunks.load(Ordering::Relaxed);
+    loop {
+        let c = s.next.fetch_add(1, Ordering::Relaxed);
+        if c >= n {
+            return;
+        }
+        if !s.panicked.load(Ordering::Relaxed) {
             f(tid, c);
-        });
+        }
+        s.done.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// Marks every unclaimed chunk done without running it (after a panic).
+fn drain_chunks(s: &Shared) {
+    let n = s.n_chunks.load(Ordering::Relaxed);
+    loop {
+        let c = s.next.fetch_add(1, Ordering::Relaxed);
+        if c >= n {
+            return;
+        }
+        s.done.fetch_add(1, Ordering::Release);
     }
 }
 
 fn worker(s: Arc<Shared>, idx: usize) {
     let mut seen = 0u64;
     loop {
-        // Wait for a new generation: spin first, then sleep.
+        // Wait for a new generation: spin first (yielding now and then), then sleep.
         let mut spins = 0u32;
         let gen = loop {
-            let g = s.generation.load(Ordering::Acquire);
+            let g = s.generation.load(Ordering::SeqCst);
             if g != seen {
                 break g;
             }
@@ -161,8 +200,6 @@ fn worker(s: Arc<Shared>, idx: usize) {
             }
             spins += 1;
             if spins < SPIN_LIMIT {
-                // On a machine with more runnable threads than cores, a spinning worker would
-                // take the core from the thread doing the work it waits for: yield now and then.
                 if spins.is_multiple_of(YIELD_EVERY) {
                     std::thread::yield_now();
                 } else {
@@ -184,16 +221,23 @@ fn worker(s: Arc<Shared>, idx: usize) {
             spins = 0;
         };
         seen = gen;
-        // SAFETY: the caller set `job` before bumping `generation` (Release/Acquire) and keeps the
-        // closure alive until `pending` reaches zero.
-        let job = unsafe { *s.job.get() };
-        if let Some(job) = job {
-            let f = unsafe { &*job };
-            if catch_unwind(AssertUnwindSafe(|| f(idx))).is_err() {
-                s.panicked.store(true, Ordering::Release);
+        // Register, then check the generation is still open (SeqCst on both sides: either the
+        // caller sees this registration and waits for it, or this worker sees the close).
+        s.refs.fetch_add(1, Ordering::SeqCst);
+        if s.closed.load(Ordering::SeqCst) < gen {
+            // SAFETY: the generation is open and this worker is registered, so the caller keeps
+            // the job alive and unchanged until `refs` drops.
+            if let Some(job) = unsafe { *s.job.get() } {
+                let f = unsafe { &*job };
+                if catch_unwind(AssertUnwindSafe(|| run_chunks(&s, f, idx))).is_err() {
+                    s.panicked.store(true, Ordering::SeqCst);
+                    // The chunk that panicked was claimed but not counted.
+                    s.done.fetch_add(1, Ordering::Release);
+                    drain_chunks(&s);
+                }
             }
         }
-        s.pending.fetch_sub(1, Ordering::Release);
+        s.refs.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -215,46 +259,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_thread_runs_once_per_broadcast() {
-        let pool = ThreadPool::new(3).unwrap();
-        for _ in 0..1000 {
-            let hits: Vec<AtomicUsize> = (0..3).map(|_| AtomicUsize::new(0)).collect();
-            pool.broadcast(&|i| {
-                hits[i].fetch_add(1, Ordering::Relaxed);
-            });
-            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
-        }
-    }
-
-    #[test]
     fn chunks_cover_the_range_exactly_once() {
-        let pool = ThreadPool::new(2).unwrap();
-        for n in [0, 1, 2, 7, 100] {
-            let seen: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
-            pool.for_each_chunk(n, &|_, c| {
-                seen[c].fetch_add(1, Ordering::Relaxed);
-            });
-            assert!(seen.iter().all(|h| h.load(Ordering::Relaxed) == 1), "n={n}");
+        let pool = ThreadPool::new(3).unwrap();
+        for n in [0, 1, 2, 7, 100, 1000] {
+            for _ in 0..50 {
+                let seen: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+                pool.for_each_chunk(n, &|tid, c| {
+                    assert!(tid < 3);
+                    seen[c].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(seen.iter().all(|h| h.load(Ordering::Relaxed) == 1), "n={n}");
+            }
         }
     }
 
     #[test]
-    fn sleeping_workers_wake_up() {
+    fn sleeping_workers_wake_up_and_help() {
         let pool = ThreadPool::new(2).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let count = AtomicUsize::new(0);
-        pool.broadcast(&|_| {
-            count.fetch_add(1, Ordering::Relaxed);
-        });
-        assert_eq!(count.load(Ordering::Relaxed), 2);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let tids: Vec<AtomicUsize> = (0..2).map(|_| AtomicUsize::new(0)).collect();
+        for _ in 0..20 {
+            pool.for_each_chunk(64, &|tid, _| {
+                tids[tid].fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            });
+        }
+        assert_eq!(
+            tids.iter()
+                .map(|t| t.load(Ordering::Relaxed))
+                .sum::<usize>(),
+            1280
+        );
+        assert!(
+            tids[1].load(Ordering::Relaxed) > 0,
+            "the worker never took a chunk"
+        );
     }
 
     #[test]
     fn a_worker_panic_reaches_the_caller() {
         let pool = ThreadPool::new(2).unwrap();
         let r = catch_unwind(AssertUnwindSafe(|| {
-            pool.broadcast(&|i| {
-                if i == 1 {
+            pool.for_each_chunk(1000, &|_, c| {
+                if c == 500 {
                     panic!("boom");
                 }
             })
@@ -262,9 +309,22 @@ mod tests {
         assert!(r.is_err());
         // The pool still works afterwards.
         let count = AtomicUsize::new(0);
-        pool.broadcast(&|_| {
+        pool.for_each_chunk(10, &|_, _| {
             count.fetch_add(1, Ordering::Relaxed);
         });
-        assert_eq!(count.load(Ordering::Relaxed), 2);
+        assert_eq!(count.load(Ordering::Relaxed), 10);
+    }
+
+    #[test]
+    fn many_short_calls_stay_correct() {
+        let pool = ThreadPool::new(2).unwrap();
+        let total = AtomicUsize::new(0);
+        for i in 0..20_000 {
+            pool.for_each_chunk(2 + i % 5, &|_, c| {
+                total.fetch_add(c + 1, Ordering::Relaxed);
+            });
+        }
+        let want: usize = (0..20_000).map(|i| (2 + i % 5) * (3 + i % 5) / 2).sum();
+        assert_eq!(total.load(Ordering::Relaxed), want);
     }
 }

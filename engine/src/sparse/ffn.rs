@@ -27,7 +27,10 @@ const CHUNK: usize = 64;
 pub const RECALL_EVERY: u64 = 16;
 
 /// Per-thread state: output partial sum, a dequantized row (exact mode), counters.
+/// `call` says which forward call the contents belong to: a thread that took no chunk in a call
+/// (it may not have had a core) leaves stale contents that the sum must skip.
 struct Lane {
+    call: u64,
     partial: Vec<f32>,
     row: Vec<f32>,
     gate_rows: u32,
@@ -85,6 +88,8 @@ pub struct SparseFfn {
     pub active_counts: Vec<u32>,
     pub stats: SparseStats,
     tokens_seen: u64,
+    /// Counts forward calls, to tell fresh lanes from stale ones.
+    calls: u64,
 }
 
 impl SparseFfn {
@@ -128,6 +133,7 @@ impl SparseFfn {
             pred_thresholds: vec![0.0; n_layer],
             down_t,
             lanes: PerThread::new(n_threads, || Lane {
+                call: 0,
                 partial: vec![0.0; n_embd],
                 row: vec![0.0; n_embd],
                 gate_rows: 0,
@@ -140,6 +146,7 @@ impl SparseFfn {
             active_counts: vec![0; n_layer],
             stats: SparseStats::default(),
             tokens_seen: 0,
+            calls: 0,
             profile,
             config,
         };
@@ -228,18 +235,19 @@ impl SparseFfn {
         let (grb, urb) = (l.gate.row_bytes, l.up.row_bytes);
         let gdata = l.gate.rows_data(file, 0, n_ff);
         let udata = l.up.rows_data(file, 0, n_ff);
-        pool.broadcast(&|tid| {
-            // SAFETY: each pool thread uses only its own lane.
-            let lane = unsafe { lanes.get(tid) };
-            lane.partial.fill(0.0);
-            lane.gate_rows = 0;
-            lane.active = 0;
-            lane.missed = 0;
-        });
+        self.calls += 1;
+        let call = self.calls;
         let n_chunks = n_ff.div_ceil(CHUNK);
         pool.for_each_chunk(n_chunks, &|tid, c| {
-            // SAFETY: as above.
+            // SAFETY: each pool thread uses only its own lane.
             let lane = unsafe { lanes.get(tid) };
+            if lane.call != call {
+                lane.call = call;
+                lane.partial.fill(0.0);
+                lane.gate_rows = 0;
+                lane.active = 0;
+                lane.missed = 0;
+            }
             for i in c * CHUNK..((c + 1) * CHUNK).min(n_ff) {
                 let predicted = !use_pred || {
                     let g_est = (fk.dot_f32_f16)(z, &b[i * rank..(i + 1) * rank]);
@@ -285,6 +293,9 @@ impl SparseFfn {
         for tid in 0..pool.n_threads() {
             // SAFETY: no pool job runs; this thread is the only user.
             let lane = unsafe { lanes.get(tid) };
+            if lane.call != call {
+                continue;
+            }
             for (o, p) in out.iter_mut().zip(&lane.partial) {
                 *o += p;
             }
