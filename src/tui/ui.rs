@@ -139,7 +139,7 @@ fn draw_status(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
 fn draw_help(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
     let w = area.width.min(64);
     let rows = (HELP.len() + COMMANDS.len() + 2) as u16;
-    let h = area.height.min(rows + 2);
+    let h = area.height.min(rows + 4);
     let r = Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height - h) / 2,
@@ -147,21 +147,23 @@ fn draw_help(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
         height: h,
     };
     Clear.render(r, buf);
-    let key_w = if w < 56 { 16 } else { 20 };
-    let mut lines: Vec<Line> = HELP
+    // Wide: key and description side by side; narrow: the description under its key.
+    let wide = w >= 60;
+    let mut lines: Vec<Line> = Vec::new();
+    let rows = HELP
         .iter()
-        .map(|(k, d)| {
-            Line::from(vec![
-                Span::styled(format!("{k:<key_w$}"), app.theme.title()),
+        .map(|(k, d)| (*k, *d, app.theme.title()))
+        .chain(COMMANDS.iter().map(|(c, d)| (*c, *d, app.theme.user())));
+    for (k, d, ks) in rows {
+        if wide {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{k:<20}"), ks),
                 Span::styled(d.to_string(), app.theme.text()),
-            ])
-        })
-        .collect();
-    for (c, d) in COMMANDS {
-        lines.push(Line::from(vec![
-            Span::styled(format!("{c:<key_w$}"), app.theme.user()),
-            Span::styled(d.to_string(), app.theme.text()),
-        ]));
+            ]));
+        } else {
+            lines.push(Line::styled(k.to_string(), ks));
+            lines.push(Line::styled(format!("  {d}"), app.theme.text()));
+        }
     }
     lines.push(Line::styled(
         "Panel keys type text in the input: use Alt, or Tab to the panels.",

@@ -23,7 +23,7 @@ pub fn render(cx: &Ctx, area: Rect, buf: &mut Buffer) {
     let m = cx.m;
     if let Some(mem) = m.memory {
         let head = match mem.budget {
-            Some(b) => format!("resident {} / budget {} MiB", mib(mem.resident), mib(b)),
+            Some(b) => format!("{} of {} MiB budget", mib(mem.resident), mib(b)),
             None => format!("resident {} MiB, no budget set", mib(mem.resident)),
         };
         let frac = mem
