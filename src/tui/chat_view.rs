@@ -27,7 +27,7 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
             }
             for c in word.chars() {
                 let cw = c.width().unwrap_or(0);
-                if line_w + cw > width && !(c == ' ') {
+                if line_w + cw > width && c != ' ' {
                     out.push(std::mem::take(&mut line));
                     line_w = 0;
                 }
