@@ -19,8 +19,10 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Chat with the model in the terminal (the default command).
+    /// Chat with the model in a full-screen terminal UI with live engine panels (the default command).
     Chat(ChatArgs),
+    /// Play back a recording made with `--record`: panels and chat, no model needed.
+    Replay(ReplayArgs),
     /// Generate text from a prompt and stream it to stdout.
     Run(RunArgs),
     /// Print the token ids of a text as a JSON array.
@@ -160,6 +162,45 @@ pub struct ChatArgs {
     /// Most tokens per answer (-1 = until the model ends its answer).
     #[arg(short = 'n', long = "predict", default_value_t = -1, allow_hyphen_values = true)]
     pub n_predict: i64,
+    /// Line-mode chat on stdin/stdout instead of the full-screen UI (automatic when stdin or
+    /// stdout is not a terminal).
+    #[arg(long)]
+    pub plain: bool,
+    /// Write the telemetry stream and the chat text, with timestamps, to a JSON-lines file.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub record: Option<PathBuf>,
+    #[command(flatten)]
+    pub ui: UiArgs,
+}
+
+/// Settings of the full-screen UI. Long flags only: the short ones belong to the engine, as in
+/// llama.cpp.
+#[derive(Args, Debug, Clone)]
+pub struct UiArgs {
+    /// Colour theme: a name (default, dark256, light, mono) or a path to a theme TOML file.
+    #[arg(long, value_name = "NAME|PATH", default_value = "default")]
+    pub theme: String,
+    /// Most frames drawn per second (the screen is redrawn only when something changed).
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+    /// Milliseconds between samples of per-core CPU and memory.
+    #[arg(long = "tick-rate", value_name = "MS", default_value_t = 250)]
+    pub tick_rate: u64,
+    /// Do not capture the mouse (wheel scrolling off; the terminal's own selection works).
+    #[arg(long = "no-mouse")]
+    pub no_mouse: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// A recording made with `sparsetop chat --record FILE.jsonl`.
+    #[arg(value_name = "FILE.jsonl")]
+    pub file: PathBuf,
+    /// Playback speed (2 = twice as fast as recorded).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    #[command(flatten)]
+    pub ui: UiArgs,
 }
 
 #[derive(Args, Debug)]

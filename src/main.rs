@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod model_path;
 mod output;
+mod tui;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -12,8 +13,9 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
-        None => commands::chat::run(&cli::ChatArgs::default_args()),
-        Some(cli::Command::Chat(a)) => commands::chat::run(&a),
+        None => tui::chat(&cli::ChatArgs::default_args()),
+        Some(cli::Command::Chat(a)) => tui::chat(&a),
+        Some(cli::Command::Replay(a)) => tui::replay(&a),
         Some(cli::Command::Run(a)) => commands::run::run(&a),
         Some(cli::Command::Tokenize(a)) => commands::tokenize::run(&a),
         Some(cli::Command::Perplexity(a)) => commands::perplexity::run(&a),

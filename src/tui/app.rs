@@ -1,0 +1,448 @@
+//! The app's state and how keys, mouse and feed items change it. Nothing here touches the terminal
+//! or the engine: key handling returns [`Effect`]s that the event loop carries out, so the whole
+//! app can be driven and drawn in tests.
+
+use super::feed::{ChatEvent, Feed};
+use super::input::Input;
+use super::keys::{self, Action};
+use super::metrics::Metrics;
+use super::slash::{self, Slash};
+use super::theme::Theme;
+use super::transcript;
+use crossterm::event::{KeyEvent, MouseEvent, MouseEventKind};
+use std::cell::Cell;
+
+/// Which part of the screen keys go to. Panel keys (`?`, `p`, `t`, `+`, `-`, `q`) act when the
+/// focus is not on the input box, where they type text; with Alt they act anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Input,
+    Chat,
+    Panels,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+    Notice,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub role: Role,
+    pub text: String,
+}
+
+/// Live chat with the engine, or playback of a recording.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    Live,
+    Replay {
+        file: String,
+        speed: f64,
+        finished: bool,
+    },
+}
+
+/// What the event loop must do after a key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Ask the engine to answer this message.
+    Send(String),
+    /// Stop the answer being generated.
+    Stop,
+    /// Forget the conversation.
+    Clear,
+    /// Set the system message.
+    System(String),
+    Quit,
+}
+
+/// Outcome of the last answer, for the status line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LastAnswer {
+    pub generated: usize,
+    pub gen_tok_s: f64,
+    pub prompt_tok_s: f64,
+}
+
+pub struct App {
+    pub theme: Theme,
+    pub mode: Mode,
+    pub model: String,
+    /// Sampler settings as the status line shows them.
+    pub sampler: String,
+    pub n_ctx: usize,
+    pub ctx_used: usize,
+    pub messages: Vec<Message>,
+    pub input: Input,
+    pub focus: Focus,
+    /// Chat lines scrolled up from the bottom (0 follows new text).
+    pub scroll: usize,
+    pub generating: bool,
+    pub last: Option<LastAnswer>,
+    pub help: bool,
+    pub help_scroll: u16,
+    /// The panels' data; while paused, `frozen` holds what they show.
+    pub metrics: Metrics,
+    pub frozen: Option<Metrics>,
+    /// A Ctrl+C was pressed while idle (or stopped an answer): the next one quits.
+    pub quit_armed: bool,
+    /// A one-line notice in the hint bar, cleared by the next key.
+    pub flash: Option<String>,
+    /// The terminal reports Shift+Enter (kitty keyboard protocol).
+    pub shift_enter: bool,
+    pub should_quit: bool,
+    /// Height and total wrapped lines of the chat view at the last draw, for paging.
+    pub chat_view: Cell<(usize, usize)>,
+}
+
+impl App {
+    pub fn new(theme: Theme, mode: Mode, model: String, sampler: String, n_ctx: usize) -> Self {
+        App {
+            theme,
+            mode,
+            model,
+            sampler,
+            n_ctx,
+            ctx_used: 0,
+            messages: Vec::new(),
+            input: Input::default(),
+            focus: Focus::Input,
+            scroll: 0,
+            generating: false,
+            last: None,
+            help: false,
+            help_scroll: 0,
+            metrics: Metrics::default(),
+            frozen: None,
+            quit_armed: false,
+            flash: None,
+            shift_enter: false,
+            should_quit: false,
+            chat_view: Cell::new((0, 0)),
+        }
+    }
+
+    /// What the panels draw: the live metrics, or the snapshot taken when they were paused.
+    pub fn shown_metrics(&self) -> &Metrics {
+        self.frozen.as_ref().unwrap_or(&self.metrics)
+    }
+
+    pub fn is_replay(&self) -> bool {
+        matches!(self.mode, Mode::Replay { .. })
+    }
+
+    pub fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let Some(action) = keys::map(key, self.focus, self.help) else {
+            return vec![];
+        };
+        if action != Action::Interrupt {
+            self.quit_armed = false;
+        }
+        self.flash = None;
+        self.on_action(action)
+    }
+
+    pub fn on_action(&mut self, action: Action) -> Vec<Effect> {
+        let mut fx = vec![];
+        match action {
+            Action::Interrupt => {
+                if self.generating {
+                    fx.push(Effect::Stop);
+                    self.quit_armed = true;
+                } else if self.quit_armed {
+                    fx.push(Effect::Quit);
+                } else {
+                    self.quit_armed = true;
+                    self.flash = Some("press Ctrl+C again to quit".into());
+                }
+            }
+            Action::Quit => fx.push(Effect::Quit),
+            Action::CloseOverlay => {
+                if self.help {
+                    self.help = false;
+                } else {
+                    self.focus = Focus::Input;
+                }
+            }
+            Action::Help => {
+                self.help = !self.help;
+                self.help_scroll = 0;
+            }
+            Action::HelpScroll(n) => {
+                self.help_scroll = (self.help_scroll as i32 + n).clamp(0, 40) as u16
+            }
+            Action::NextFocus => {
+                self.focus = match self.focus {
+                    Focus::Input => Focus::Chat,
+                    Focus::Chat => Focus::Panels,
+                    Focus::Panels => Focus::Input,
+                }
+            }
+            Action::PrevFocus => {
+                self.focus = match self.focus {
+                    Focus::Input => Focus::Panels,
+                    Focus::Chat => Focus::Input,
+                    Focus::Panels => Focus::Chat,
+                }
+            }
+            Action::Pause => {
+                self.frozen = match self.frozen.take() {
+                    Some(_) => None,
+                    None => Some(self.metrics.clone()),
+                }
+            }
+            Action::Theme => {
+                self.theme = self.theme.next_builtin();
+                self.flash = Some(format!("theme: {}", self.theme.name));
+            }
+            Action::Budget(_) => {
+                self.flash = Some(
+                    "memory budget: not adjustable yet (no flash offload: the whole model stays in memory)"
+                        .into(),
+                )
+            }
+            Action::ScrollLines(n) => self.scroll_by(n),
+            Action::ScrollPages(n) => {
+                let page = self.chat_view.get().0.saturating_sub(1).max(1) as i32;
+                self.scroll_by(n * page)
+            }
+            Action::ScrollTop => self.scroll = usize::MAX / 2,
+            Action::ScrollBottom => self.scroll = 0,
+            Action::Submit => fx.extend(self.submit()),
+            Action::Newline => self.input.insert('\n'),
+            Action::Type(c) => {
+                self.focus = Focus::Input;
+                self.input.insert(c)
+            }
+            Action::Backspace => self.input.backspace(),
+            Action::Delete => self.input.delete(),
+            Action::Left => self.input.left(),
+            Action::Right => self.input.right(),
+            Action::Up => {
+                if !self.input.vertical(-1) {
+                    self.scroll_by(1)
+                }
+            }
+            Action::Down => {
+                if !self.input.vertical(1) {
+                    self.scroll_by(-1)
+                }
+            }
+            Action::LineStart => self.input.line_start(),
+            Action::LineEnd => self.input.line_end(),
+            Action::ClearInput => {
+                self.input.take();
+            }
+        }
+        fx
+    }
+
+    pub fn on_mouse(&mut self, m: MouseEvent) {
+        match m.kind {
+            MouseEventKind::ScrollUp => self.scroll_by(3),
+            MouseEventKind::ScrollDown => self.scroll_by(-3),
+            _ => {}
+        }
+    }
+
+    pub fn on_paste(&mut self, text: &str) {
+        self.focus = Focus::Input;
+        self.input.insert_str(text);
+    }
+
+    fn scroll_by(&mut self, n: i32) {
+        let (h, total) = self.chat_view.get();
+        let max = total.saturating_sub(h);
+        let s = self.scroll.min(max) as i64 + n as i64;
+        self.scroll = s.clamp(0, max as i64) as usize;
+    }
+
+    fn notice(&mut self, text: impl Into<String>) {
+        self.messages.push(Message {
+            role: Role::Notice,
+            text: text.into(),
+        });
+    }
+
+    fn submit(&mut self) -> Vec<Effect> {
+        let text = self.input.text().trim_end().to_string();
+        if text.trim().is_empty() {
+            return vec![];
+        }
+        if let Some(cmd) = slash::parse(&text) {
+            self.input.take();
+            return self.slash(cmd);
+        }
+        if self.is_replay() {
+            self.flash = Some("replay: there is no model to answer".into());
+            return vec![];
+        }
+        if self.generating {
+            self.flash = Some("wait for the answer, or press Ctrl+C to stop it".into());
+            return vec![];
+        }
+        self.input.take();
+        self.apply_chat(ChatEvent::User { text: text.clone() });
+        vec![Effect::Send(text)]
+    }
+
+    fn slash(&mut self, cmd: Slash) -> Vec<Effect> {
+        let busy = self.generating && matches!(cmd, Slash::Clear | Slash::System(_));
+        if busy {
+            self.flash = Some("wait for the answer, or press Ctrl+C to stop it".into());
+            return vec![];
+        }
+        match cmd {
+            Slash::Clear => {
+                self.apply_chat(ChatEvent::Cleared);
+                vec![Effect::Clear]
+            }
+            Slash::System(s) => {
+                self.apply_chat(ChatEvent::System { text: s.clone() });
+                vec![Effect::System(s)]
+            }
+            Slash::Save(path) => {
+                let md = transcript::to_markdown(&self.model, &self.messages);
+                match std::fs::write(&path, md) {
+                    Ok(()) => self.notice(format!("transcript saved to {path}")),
+                    Err(e) => self.messages.push(Message {
+                        role: Role::Error,
+                        text: format!("cannot write {path}: {e}"),
+                    }),
+                }
+                vec![]
+            }
+            Slash::Help => {
+                self.help = true;
+                self.help_scroll = 0;
+                vec![]
+            }
+            Slash::Quit => vec![Effect::Quit],
+            Slash::Budget => {
+                self.notice("/budget is not available yet: it comes with flash offload (today the whole model stays in memory)");
+                vec![]
+            }
+            Slash::Sparsity => {
+                self.notice("/sparsity is not available yet: sparse decode needs a calibration profile (coming with --sparsity); decode is dense");
+                vec![]
+            }
+            Slash::Invalid(m) => {
+                self.flash = Some(m);
+                vec![]
+            }
+        }
+    }
+
+    /// Applies one item from the engine, the recorder's replay or the host sampler.
+    pub fn apply(&mut self, feed: Feed) {
+        match feed {
+            Feed::Chat(c) => self.apply_chat(c),
+            Feed::Telemetry(ev) => {
+                if let sparsetop_engine::telemetry::Event::Token(t) = &ev {
+                    self.ctx_used = t.pos as usize;
+                }
+                if let sparsetop_engine::telemetry::Event::Session(s) = &ev {
+                    self.n_ctx = s.n_ctx as usize;
+                }
+                self.metrics.apply(&ev)
+            }
+            Feed::Host(h) => self.metrics.apply_host(h),
+            Feed::ReplayEnd => {
+                if let Mode::Replay { finished, .. } = &mut self.mode {
+                    *finished = true;
+                }
+                self.generating = false;
+            }
+        }
+    }
+
+    pub fn apply_chat(&mut self, c: ChatEvent) {
+        match c {
+            ChatEvent::User { text } => {
+                self.messages.push(Message {
+                    role: Role::User,
+                    text,
+                });
+                self.messages.push(Message {
+                    role: Role::Assistant,
+                    text: String::new(),
+                });
+                self.generating = true;
+                self.scroll = 0;
+            }
+            ChatEvent::System { text } => {
+                self.ctx_used = 0;
+                self.notice(format!(
+                    "system message set (conversation restarted): {text}"
+                ));
+            }
+            ChatEvent::Cleared => {
+                self.messages.clear();
+                self.ctx_used = 0;
+                self.scroll = 0;
+                self.notice("conversation cleared");
+            }
+            ChatEvent::Dropped { messages } => {
+                let at = match self.messages.last() {
+                    Some(m) if m.role == Role::Assistant => self.messages.len() - 1,
+                    _ => self.messages.len(),
+                };
+                self.messages.insert(
+                    at,
+                    Message {
+                        role: Role::Notice,
+                        text: format!(
+                            "context full: the {messages} oldest messages were dropped to make room"
+                        ),
+                    },
+                );
+            }
+            ChatEvent::Token { text } => match self.messages.last_mut() {
+                Some(m) if m.role == Role::Assistant => m.text.push_str(&text),
+                _ => self.messages.push(Message {
+                    role: Role::Assistant,
+                    text,
+                }),
+            },
+            ChatEvent::Done {
+                prompt_tok_s,
+                generated,
+                gen_tok_s,
+                ctx_used,
+                stop,
+                ..
+            } => {
+                self.generating = false;
+                self.ctx_used = ctx_used;
+                self.last = Some(LastAnswer {
+                    generated,
+                    gen_tok_s,
+                    prompt_tok_s,
+                });
+                match stop.as_str() {
+                    "stopped" => self.notice("stopped: Ctrl+C again quits"),
+                    "context full" => {
+                        self.notice("the context is full: /clear starts over, or raise -c")
+                    }
+                    _ => {}
+                }
+            }
+            ChatEvent::Error { message } => {
+                self.generating = false;
+                if let Some(m) = self.messages.last() {
+                    if m.role == Role::Assistant && m.text.is_empty() {
+                        self.messages.pop();
+                    }
+                }
+                self.messages.push(Message {
+                    role: Role::Error,
+                    text: message,
+                });
+            }
+        }
+    }
+}

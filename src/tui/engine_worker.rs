@@ -1,0 +1,180 @@
+//! The engine on its own thread. It owns the session, the sampler and the conversation, takes
+//! requests from the UI and answers on an unbounded channel (chat text must never be lost), while
+//! its telemetry goes through the engine's bounded, never-blocking channel. The engine never waits
+//! for the UI: sending on either channel cannot block.
+
+use super::feed::{ChatEvent, Feed};
+use sparsetop_engine::conversation::Conversation;
+use sparsetop_engine::generate::{generate, StopReason};
+use sparsetop_engine::sampler::Sampler;
+use sparsetop_engine::{Model, Session};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What the UI asks of the engine.
+#[derive(Debug)]
+pub enum Request {
+    Send(String),
+    Clear,
+    System(String),
+}
+
+/// The UI's handle on the worker thread.
+pub struct Worker {
+    tx: Option<Sender<Request>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts the worker. `n_predict` limits each answer (`None` = until the model ends it).
+    pub fn spawn(
+        model: Arc<Model>,
+        mut session: Session,
+        mut sampler: Sampler,
+        system: Option<String>,
+        n_predict: Option<usize>,
+        out: UnboundedSender<Feed>,
+    ) -> Worker {
+        let (tx, rx) = std::sync::mpsc::channel::<Request>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("sparsetop-engine".into())
+            .spawn(move || {
+                let mut conv = Conversation::new(system);
+                serve(
+                    &model,
+                    &mut session,
+                    &mut sampler,
+                    &mut conv,
+                    n_predict,
+                    &rx,
+                    &stop2,
+                    &out,
+                )
+            })
+            .expect("spawn the engine thread");
+        Worker {
+            tx: Some(tx),
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Queues a request. The stop flag is cleared first, so a Ctrl+C pressed right after sending
+    /// cannot be lost to a reset on the worker side.
+    pub fn request(&self, r: Request) {
+        if matches!(r, Request::Send(_)) {
+            self.stop.store(false, Ordering::SeqCst);
+        }
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(r);
+        }
+    }
+
+    /// Asks the answer being generated to stop after the current token.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Worker {
+    /// Stops any answer, closes the request channel and waits for the thread, so the model's
+    /// threads are gone before the terminal is handed back.
+    fn drop(&mut self) {
+        self.stop();
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn serve(
+    model: &Arc<Model>,
+    session: &mut Session,
+    sampler: &mut Sampler,
+    conv: &mut Conversation,
+    n_predict: Option<usize>,
+    rx: &Receiver<Request>,
+    stop: &AtomicBool,
+    out: &UnboundedSender<Feed>,
+) {
+    let n_ctx = session.n_ctx();
+    // Keep a quarter of the context (at most 1024 tokens) free for each answer, as `chat --plain`.
+    let reserve = (n_ctx / 4).min(1024);
+    let send = |e: ChatEvent| {
+        let _ = out.send(Feed::Chat(e));
+    };
+    while let Ok(req) = rx.recv() {
+        match req {
+            Request::Clear => {
+                conv.messages.clear();
+                session.clear();
+                sampler.reset();
+            }
+            Request::System(s) => {
+                conv.system = Some(s);
+                conv.messages.clear();
+                session.clear();
+                sampler.reset();
+            }
+            Request::Send(text) => {
+                conv.push("user", &text);
+                let prompt = match conv.prompt(model, n_ctx, reserve) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        conv.messages.pop();
+                        send(ChatEvent::Error {
+                            message: e.to_string(),
+                        });
+                        continue;
+                    }
+                };
+                if prompt.dropped > 0 {
+                    send(ChatEvent::Dropped {
+                        messages: prompt.dropped,
+                    });
+                }
+                sampler.reset();
+                let r = generate(session, sampler, &prompt.ids, n_predict, stop, |ev| {
+                    if !ev.text.is_empty() {
+                        send(ChatEvent::Token {
+                            text: ev.text.to_string(),
+                        });
+                    }
+                });
+                match r {
+                    Ok(g) => {
+                        conv.push("assistant", &g.text);
+                        send(ChatEvent::Done {
+                            prompt_tokens: g.prompt_evaluated,
+                            prompt_tok_s: g.prompt_tok_s(),
+                            generated: g.generated_ids.len(),
+                            gen_tok_s: g.gen_tok_s(),
+                            ctx_used: session.tokens().len(),
+                            stop: match g.stop {
+                                StopReason::EndOfGeneration => "end",
+                                StopReason::Limit => "limit",
+                                StopReason::ContextFull => "context full",
+                                StopReason::Cancelled => "stopped",
+                            }
+                            .to_string(),
+                        });
+                    }
+                    Err(e) => {
+                        conv.messages.pop();
+                        send(ChatEvent::Error {
+                            message: e.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}

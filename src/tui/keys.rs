@@ -1,0 +1,217 @@
+//! The key map: which key does what, depending on the focus. Every action is reachable with keys
+//! on Termux's extra-keys row (Esc, Tab, Ctrl, Alt, arrows, PgUp/PgDn, Home/End, `-`, `/`).
+//! Letters and symbols that act on the panels (`?`, `p`, `t`, `+`, `-`, `q`) type text while the
+//! input box has the focus, so they act there only with Alt; Tab moves the focus to the chat or
+//! the panels, where they act alone.
+
+use super::app::Focus;
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Ctrl+C: stop the answer, or (pressed twice when idle) quit.
+    Interrupt,
+    Quit,
+    CloseOverlay,
+    Help,
+    NextFocus,
+    PrevFocus,
+    Pause,
+    Theme,
+    /// `+` (1) or `-` (-1) on the memory budget.
+    Budget(i32),
+    /// Positive scrolls up (back in time).
+    ScrollLines(i32),
+    ScrollPages(i32),
+    ScrollTop,
+    ScrollBottom,
+    /// Scroll the help overlay (on small screens it does not fit).
+    HelpScroll(i32),
+    Submit,
+    Newline,
+    Type(char),
+    Backspace,
+    Delete,
+    Left,
+    Right,
+    Up,
+    Down,
+    LineStart,
+    LineEnd,
+    ClearInput,
+}
+
+/// Every key, as the help overlay lists it.
+pub const HELP: &[(&str, &str)] = &[
+    ("Enter", "send the message"),
+    (
+        "Alt+Enter, Ctrl+J",
+        "new line (also Shift+Enter where reported)",
+    ),
+    ("Ctrl+C", "stop the answer; twice when idle: quit"),
+    ("PgUp / PgDn", "scroll the chat a page"),
+    ("Home / End", "top / bottom of the chat"),
+    (
+        "wheel, ↑ / ↓",
+        "scroll the chat (↑↓ move lines in the input)",
+    ),
+    ("Tab / Shift+Tab", "focus: input → chat → panels"),
+    ("Esc", "close this help; focus back to the input"),
+    ("↑ ↓ PgUp PgDn", "scroll this help"),
+    ("? or Alt+?", "this help"),
+    ("p or Alt+p", "pause / resume the panels"),
+    ("t or Alt+t", "next colour theme"),
+    ("+ - or Alt++ Alt+-", "memory budget (needs flash offload)"),
+    ("q", "quit (focus on chat or panels)"),
+    ("Ctrl+A / Ctrl+E", "start / end of the input line"),
+    ("Ctrl+U", "clear the input"),
+];
+
+/// Maps a key to an action; `None` for keys that do nothing.
+pub fn map(key: KeyEvent, focus: Focus, help_open: bool) -> Option<Action> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let alt = key.modifiers.contains(KeyModifiers::ALT);
+    let shift = key.modifiers.contains(KeyModifiers::SHIFT);
+    use Action::*;
+    if ctrl {
+        return match key.code {
+            KeyCode::Char('c') => Some(Interrupt),
+            KeyCode::Char('j') if !help_open => Some(Newline),
+            KeyCode::Char('a') => Some(LineStart),
+            KeyCode::Char('e') => Some(LineEnd),
+            KeyCode::Char('u') => Some(ClearInput),
+            KeyCode::Home => Some(ScrollTop),
+            KeyCode::End => Some(ScrollBottom),
+            _ => None,
+        };
+    }
+    if help_open {
+        return match key.code {
+            KeyCode::Esc | KeyCode::Enter | KeyCode::Char('?') | KeyCode::Char('q') => {
+                Some(CloseOverlay)
+            }
+            KeyCode::Up => Some(HelpScroll(-1)),
+            KeyCode::Down => Some(HelpScroll(1)),
+            KeyCode::PageUp => Some(HelpScroll(-10)),
+            KeyCode::PageDown => Some(HelpScroll(10)),
+            _ => None,
+        };
+    }
+    // Keys that act the same everywhere.
+    match key.code {
+        KeyCode::Esc => return Some(CloseOverlay),
+        KeyCode::Tab => return Some(NextFocus),
+        KeyCode::BackTab => return Some(PrevFocus),
+        KeyCode::PageUp => return Some(ScrollPages(1)),
+        KeyCode::PageDown => return Some(ScrollPages(-1)),
+        KeyCode::Home => return Some(ScrollTop),
+        KeyCode::End => return Some(ScrollBottom),
+        KeyCode::F(1) => return Some(Help),
+        _ => {}
+    }
+    if let KeyCode::Char(c) = key.code {
+        if alt || focus != Focus::Input {
+            if let Some(a) = panel_key(c) {
+                return Some(a);
+            }
+        }
+        if c == 'q' && focus != Focus::Input && !alt {
+            return Some(Quit);
+        }
+        if alt {
+            return None;
+        }
+    }
+    match (focus, key.code) {
+        (_, KeyCode::Enter) if alt || shift => Some(Newline),
+        (Focus::Input, KeyCode::Enter) => Some(Submit),
+        (_, KeyCode::Enter) => Some(CloseOverlay),
+        (Focus::Input, KeyCode::Up) => Some(Up),
+        (Focus::Input, KeyCode::Down) => Some(Down),
+        (_, KeyCode::Up) => Some(ScrollLines(1)),
+        (_, KeyCode::Down) => Some(ScrollLines(-1)),
+        (_, KeyCode::Char(c)) => Some(Type(c)),
+        (_, KeyCode::Backspace) => Some(Backspace),
+        (_, KeyCode::Delete) => Some(Delete),
+        (_, KeyCode::Left) => Some(Left),
+        (_, KeyCode::Right) => Some(Right),
+        _ => None,
+    }
+}
+
+fn panel_key(c: char) -> Option<Action> {
+    Some(match c {
+        '?' => Action::Help,
+        'p' => Action::Pause,
+        't' => Action::Theme,
+        '+' | '=' => Action::Budget(1),
+        '-' => Action::Budget(-1),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(code: KeyCode, m: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, m)
+    }
+
+    #[test]
+    fn panel_keys_type_text_in_the_input_and_act_elsewhere() {
+        let none = KeyModifiers::NONE;
+        for (c, a) in [
+            ('?', Action::Help),
+            ('p', Action::Pause),
+            ('t', Action::Theme),
+            ('+', Action::Budget(1)),
+            ('-', Action::Budget(-1)),
+        ] {
+            assert_eq!(
+                map(k(KeyCode::Char(c), none), Focus::Input, false),
+                Some(Action::Type(c))
+            );
+            assert_eq!(
+                map(k(KeyCode::Char(c), none), Focus::Panels, false),
+                Some(a)
+            );
+            assert_eq!(map(k(KeyCode::Char(c), none), Focus::Chat, false), Some(a));
+            assert_eq!(
+                map(k(KeyCode::Char(c), KeyModifiers::ALT), Focus::Input, false),
+                Some(a)
+            );
+        }
+        assert_eq!(
+            map(k(KeyCode::Char('q'), none), Focus::Panels, false),
+            Some(Action::Quit)
+        );
+    }
+
+    #[test]
+    fn enter_sends_and_its_variants_make_newlines() {
+        let f = Focus::Input;
+        assert_eq!(
+            map(k(KeyCode::Enter, KeyModifiers::NONE), f, false),
+            Some(Action::Submit)
+        );
+        for m in [KeyModifiers::ALT, KeyModifiers::SHIFT] {
+            assert_eq!(map(k(KeyCode::Enter, m), f, false), Some(Action::Newline));
+        }
+        assert_eq!(
+            map(k(KeyCode::Char('j'), KeyModifiers::CONTROL), f, false),
+            Some(Action::Newline)
+        );
+        assert_eq!(
+            map(k(KeyCode::Char('c'), KeyModifiers::CONTROL), f, true),
+            Some(Action::Interrupt)
+        );
+        assert_eq!(
+            map(k(KeyCode::Esc, KeyModifiers::NONE), f, true),
+            Some(Action::CloseOverlay)
+        );
+    }
+}

@@ -1,0 +1,418 @@
+//! Snapshot tests of the whole app and of each panel, fed with synthetic telemetry and drawn into
+//! ratatui's `TestBackend`. Text snapshots check layout and wording at 120×40, 80×24 and 45×20;
+//! styled (Debug) snapshots check the themes and NO_COLOR's bold/reverse emphasis.
+
+use super::app::{App, Focus, Mode};
+use super::feed::{ChatEvent, Feed};
+use super::metrics::{HostSample, Metrics};
+use super::panels::{Ctx, Kind};
+use super::theme::Theme;
+use super::ui;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::Terminal;
+use sparsetop_engine::telemetry::{
+    CacheSample, Event, IoSample, MemorySample, Phase, SessionInfo, SparsitySample, TokenSample,
+};
+
+fn session() -> Event {
+    Event::Session(SessionInfo {
+        model: "SmolLM2 135M".into(),
+        arch: "llama".into(),
+        n_layer: 30,
+        n_ff: 1536,
+        n_ctx: 4096,
+        n_threads: 4,
+        precision: "fast".into(),
+        simd: "avx2".into(),
+        weight_bytes: 80 << 20,
+        kv_bytes: 90 << 20,
+    })
+}
+
+/// A session's worth of telemetry: a prompt, 60 decoded tokens with a wobble in speed, and the
+/// sparse-engine samples (cache, I/O, memory, sparsity) that offload will send.
+fn telemetry() -> Vec<Event> {
+    let mut evs = vec![
+        session(),
+        Event::Token(TokenSample {
+            phase: Phase::Prefill,
+            tokens: 40,
+            micros: 200_000,
+            pos: 40,
+        }),
+    ];
+    for i in 0..60u32 {
+        let micros = 20_000 + (i % 7) as u64 * 2_500;
+        evs.push(Event::Token(TokenSample {
+            phase: Phase::Decode,
+            tokens: 1,
+            micros,
+            pos: 41 + i,
+        }));
+        evs.push(Event::Cache(CacheSample {
+            hits: 900 + (i % 5) as u64 * 20,
+            misses: 100,
+            bytes_read: 3 << 20,
+            prefetch_used: 10,
+            prefetch_wasted: 2,
+        }));
+        evs.push(Event::Io(IoSample {
+            queue_depth: i % 9,
+            in_flight: 2,
+            read_latency_us: 85.0,
+            bytes_read: 1_500_000,
+        }));
+    }
+    evs.push(Event::Memory(MemorySample {
+        resident: 700 << 20,
+        budget: Some(1024 << 20),
+    }));
+    evs.push(Event::Sparsity(SparsitySample {
+        active: (0..30).map(|l| 60 + l * 40).collect(),
+        n_ff: 1536,
+        recall: Some(0.93),
+    }));
+    evs
+}
+
+fn host() -> HostSample {
+    HostSample {
+        cpu: vec![97.0, 88.5, 45.0, 12.0],
+        rss: 310 << 20,
+        interval_s: 0.5,
+    }
+}
+
+fn full_metrics() -> Metrics {
+    let mut m = Metrics::default();
+    for e in telemetry() {
+        m.apply(&e);
+    }
+    m.apply_host(host());
+    m
+}
+
+fn theme(name: &str) -> Theme {
+    Theme::builtin(name).unwrap()
+}
+
+fn new_app(th: Theme) -> App {
+    App::new(
+        th,
+        Mode::Live,
+        "SmolLM2 135M".into(),
+        "greedy (temp 0) seed 42".into(),
+        4096,
+    )
+}
+
+/// An app mid-conversation, fed with everything the live engine sends.
+fn busy_app(th: Theme) -> App {
+    let mut app = new_app(th);
+    app.apply(Feed::Chat(ChatEvent::User {
+        text: "What is the capital of France?".into(),
+    }));
+    for w in ["The capital", " of France", " is Paris."] {
+        app.apply(Feed::Chat(ChatEvent::Token { text: w.into() }));
+    }
+    app.apply(Feed::Chat(ChatEvent::Done {
+        prompt_tokens: 40,
+        prompt_tok_s: 200.0,
+        generated: 8,
+        gen_tok_s: 42.5,
+        ctx_used: 48,
+        stop: "end".into(),
+    }));
+    app.apply(Feed::Chat(ChatEvent::User {
+        text: "Tell me a long story about a dragon who learns to read, please.".into(),
+    }));
+    app.apply(Feed::Chat(ChatEvent::Dropped { messages: 2 }));
+    app.apply(Feed::Chat(ChatEvent::Token {
+        text: "Once upon a time, in a valley of green hills, there lived a dragon named Ember who"
+            .into(),
+    }));
+    for e in telemetry() {
+        app.apply(Feed::Telemetry(e));
+    }
+    app.apply(Feed::Host(host()));
+    for c in "and then?".chars() {
+        app.on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    }
+    app
+}
+
+fn draw(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| ui::draw(f, app)).unwrap();
+    t
+}
+
+/// The buffer's text, one line per row (styles left out).
+fn text(buf: &Buffer) -> String {
+    let a = buf.area;
+    let mut out = String::new();
+    for y in a.y..a.bottom() {
+        let mut skip = 0;
+        for x in a.x..a.right() {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let s = buf[(x, y)].symbol();
+            skip = unicode_width::UnicodeWidthStr::width(s).saturating_sub(1);
+            out.push_str(s);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn app_with_data_120x40() {
+    insta::assert_snapshot!(text(
+        draw(&busy_app(theme("default")), 120, 40)
+            .backend()
+            .buffer()
+    ));
+}
+
+#[test]
+fn app_with_data_80x24() {
+    insta::assert_snapshot!(text(
+        draw(&busy_app(theme("default")), 80, 24).backend().buffer()
+    ));
+}
+
+#[test]
+fn app_with_data_45x20() {
+    insta::assert_snapshot!(text(
+        draw(&busy_app(theme("default")), 45, 20).backend().buffer()
+    ));
+}
+
+#[test]
+fn app_at_start_80x24() {
+    let mut app = new_app(theme("default"));
+    app.apply(Feed::Telemetry(session()));
+    insta::assert_snapshot!(text(draw(&app, 80, 24).backend().buffer()));
+}
+
+#[test]
+fn help_overlay_45x20() {
+    let mut app = busy_app(theme("default"));
+    app.on_key(KeyEvent::new(KeyCode::Char('?'), KeyModifiers::ALT));
+    assert!(app.help);
+    insta::assert_snapshot!(text(draw(&app, 45, 20).backend().buffer()));
+    app.on_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+    assert!(!app.help);
+}
+
+#[test]
+fn help_overlay_120x40() {
+    let mut app = new_app(theme("default"));
+    app.on_key(KeyEvent::new(KeyCode::F(1), KeyModifiers::NONE));
+    insta::assert_snapshot!(text(draw(&app, 120, 40).backend().buffer()));
+}
+
+#[test]
+fn replay_finished_and_paused_80x24() {
+    let mut app = busy_app(theme("default"));
+    app.mode = Mode::Replay {
+        file: "demo.jsonl".into(),
+        speed: 2.0,
+        finished: false,
+    };
+    app.apply(Feed::ReplayEnd);
+    app.focus = Focus::Panels;
+    app.on_key(KeyEvent::new(KeyCode::Char('p'), KeyModifiers::NONE));
+    assert!(app.frozen.is_some());
+    // Data arriving while paused does not change what the panels show.
+    app.apply(Feed::Host(HostSample {
+        cpu: vec![1.0; 4],
+        rss: 1,
+        interval_s: 0.5,
+    }));
+    insta::assert_snapshot!(text(draw(&app, 80, 24).backend().buffer()));
+}
+
+fn panel_full(kind: Kind, m: &Metrics, th: &Theme, w: u16) -> Buffer {
+    let h = kind.full_height(m, w);
+    let mut buf = Buffer::empty(Rect::new(0, 0, w, h));
+    let cx = Ctx {
+        m,
+        th,
+        focused: false,
+        paused: false,
+    };
+    kind.render_full(&cx, buf.area, &mut buf);
+    buf
+}
+
+fn panel_line(kind: Kind, m: &Metrics, th: &Theme, w: u16) -> Buffer {
+    let mut buf = Buffer::empty(Rect::new(0, 0, w, 1));
+    let cx = Ctx {
+        m,
+        th,
+        focused: false,
+        paused: false,
+    };
+    kind.render_line(&cx, buf.area, &mut buf);
+    buf
+}
+
+/// Every panel, full and one-line, with data and without.
+#[test]
+fn each_panel_with_and_without_data() {
+    let th = theme("default");
+    let full = full_metrics();
+    let empty = Metrics::default();
+    let mut host_only = Metrics::default();
+    host_only.apply_host(host());
+    for kind in Kind::ORDER {
+        let name = format!("{kind:?}").to_lowercase();
+        let mut out = String::new();
+        for (label, m) in [
+            ("with data", &full),
+            ("no data", &empty),
+            ("dense engine, host sampled", &host_only),
+        ] {
+            out.push_str(&format!("--- {label}: full, 44 wide\n"));
+            out.push_str(&text(&panel_full(kind, m, &th, 44)));
+            out.push_str(&format!("--- {label}: one line, 44 wide\n"));
+            out.push_str(&text(&panel_line(kind, m, &th, 44)));
+        }
+        insta::assert_snapshot!(format!("panel_{name}"), out);
+    }
+}
+
+/// The styles of one panel and the status line in each theme, and under NO_COLOR.
+#[test]
+fn themes_and_no_color_styles() {
+    let m = full_metrics();
+    for (label, th) in [
+        ("default", theme("default")),
+        ("dark256", theme("dark256")),
+        ("light", theme("light")),
+        ("mono", theme("mono")),
+        ("no_color", Theme::select("dark256", true).unwrap()),
+    ] {
+        let mut app = new_app(th.clone());
+        app.focus = Focus::Panels;
+        let full = panel_full(Kind::Memory, &m, &th, 30);
+        let mut buf = Buffer::empty(Rect::new(0, 0, 30, 5));
+        let cx = Ctx {
+            m: &m,
+            th: &th,
+            focused: true,
+            paused: false,
+        };
+        Kind::Memory.render_full(&cx, Rect::new(0, 0, 30, 4), &mut buf);
+        let status = draw(&app, 30, 12);
+        insta::assert_debug_snapshot!(
+            format!("theme_{label}"),
+            (full, buf, status.backend().buffer().clone())
+        );
+    }
+}
+
+#[test]
+fn layout_keeps_working_down_to_45x20_and_on_resize() {
+    let app = busy_app(theme("default"));
+    for (w, h) in [
+        (200, 60),
+        (120, 40),
+        (80, 24),
+        (61, 20),
+        (60, 30),
+        (45, 20),
+        (30, 10),
+        (10, 4),
+        (1, 1),
+    ] {
+        let t = draw(&app, w, h);
+        let s = text(t.backend().buffer());
+        if w >= 45 && h >= 20 {
+            assert!(s.contains("Ember"), "{w}x{h}:\n{s}");
+            assert!(s.contains("ctx 100/4096"), "{w}x{h}:\n{s}");
+        }
+        if w >= 80 && h >= 24 {
+            assert!(s.contains("Paris") && s.contains("greedy"), "{w}x{h}:\n{s}");
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_stops_then_quits_and_slash_commands_reply() {
+    let mut app = new_app(theme("default"));
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    for c in "hi".chars() {
+        app.on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    }
+    let fx = app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    assert_eq!(fx, vec![super::app::Effect::Send("hi".into())]);
+    assert!(app.generating);
+    assert_eq!(app.on_key(ctrl_c), vec![super::app::Effect::Stop]);
+    app.apply(Feed::Chat(ChatEvent::Done {
+        prompt_tokens: 1,
+        prompt_tok_s: 1.0,
+        generated: 1,
+        gen_tok_s: 1.0,
+        ctx_used: 2,
+        stop: "stopped".into(),
+    }));
+    assert_eq!(app.on_key(ctrl_c), vec![super::app::Effect::Quit]);
+    // When idle, the first Ctrl+C only warns.
+    let mut app = new_app(theme("default"));
+    assert!(app.on_key(ctrl_c).is_empty());
+    assert!(app.flash.as_deref().unwrap().contains("again"));
+    assert_eq!(app.on_key(ctrl_c), vec![super::app::Effect::Quit]);
+    // Slash commands.
+    for (cmd, needle) in [
+        ("/budget", "not available yet"),
+        ("/sparsity", "not available yet"),
+    ] {
+        for c in cmd.chars() {
+            app.on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        }
+        assert!(app
+            .on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE))
+            .is_empty());
+        assert!(app.messages.last().unwrap().text.contains(needle));
+    }
+    let path = std::env::temp_dir().join(format!("sparsetop-save-{}.md", std::process::id()));
+    for c in format!("/save {}", path.display()).chars() {
+        app.on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    }
+    app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    let md = std::fs::read_to_string(&path).unwrap();
+    assert!(md.starts_with("# sparsetop chat"), "{md}");
+    let _ = std::fs::remove_file(&path);
+    for c in "/clear".chars() {
+        app.on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    }
+    let fx = app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    assert_eq!(fx, vec![super::app::Effect::Clear]);
+    assert_eq!(app.messages.len(), 1);
+    // `+` types text in the input, and acts (with a notice) with Alt.
+    app.on_key(KeyEvent::new(KeyCode::Char('+'), KeyModifiers::NONE));
+    assert_eq!(app.input.text(), "+");
+    app.on_key(KeyEvent::new(KeyCode::Char('+'), KeyModifiers::ALT));
+    assert!(app.flash.as_deref().unwrap().contains("memory budget"));
+}
+
+#[test]
+fn record_lines_round_trip_into_feed() {
+    use super::record::RecordLine;
+    let line = r#"{"t":1.5,"telemetry":{"type":"token","phase":"decode","tokens":1,"micros":20000,"pos":9}}"#;
+    let r: RecordLine = serde_json::from_str(line).unwrap();
+    assert!(matches!(r.feed(), Some(Feed::Telemetry(Event::Token(_)))));
+    let line = r#"{"t":2,"chat":{"kind":"token","text":"Hi"}}"#;
+    let r: RecordLine = serde_json::from_str(line).unwrap();
+    assert_eq!(
+        r.feed(),
+        Some(Feed::Chat(ChatEvent::Token { text: "Hi".into() }))
+    );
+}

@@ -1,0 +1,230 @@
+//! End to end: the real `sparsetop` binary with the real model, in a tmux pane. Types a question,
+//! waits for the answer, checks that the answer and a non-zero tokens/s are on screen, stops a long
+//! answer with Ctrl+C, quits with a second Ctrl+C and checks the terminal was restored (back in
+//! the shell, alternate screen off, raw mode off).
+//!
+//! tmux is installed with apt-get when missing; the test fails loudly if that is impossible.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A tmux server on its own socket, so tests never touch the user's sessions; killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> Output {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux");
+        assert!(
+            out.status.success(),
+            "tmux {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "e2e"]).stdout).into_owned()
+    }
+
+    fn display(&self, fmt: &str) -> String {
+        String::from_utf8_lossy(&self.run(&["display", "-p", "-t", "e2e", fmt]).stdout)
+            .trim()
+            .to_string()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "e2e"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", "e2e", "-l", text]);
+    }
+
+    /// Waits until `ok` holds, failing with `what` and the current screen after `secs`.
+    fn wait(&self, what: &str, secs: u64, mut ok: impl FnMut(&Tmux) -> bool) {
+        let t0 = Instant::now();
+        while !ok(self) {
+            if t0.elapsed() > Duration::from_secs(secs) {
+                panic!(
+                    "timed out after {secs} s waiting for {what}; screen:\n{}",
+                    self.screen()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+fn ensure_tmux() {
+    if Command::new("tmux").arg("-V").output().is_ok() {
+        return;
+    }
+    eprintln!("tmux is not installed: installing it with apt-get");
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "tmux"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let ok = install()
+        || (Command::new("apt-get")
+            .args(["update", "-q"])
+            .status()
+            .is_ok_and(|s| s.success())
+            && install());
+    assert!(
+        ok && Command::new("tmux").arg("-V").output().is_ok(),
+        "this test needs tmux and `apt-get install -y tmux` failed: install tmux and run it again"
+    );
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// Chat lines of a recording, as JSON values.
+fn chat_lines(rec: &Path) -> Vec<serde_json::Value> {
+    read(rec)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("chat").cloned())
+        .collect()
+}
+
+/// The number after `label` on the first screen line that has it.
+fn number_after(screen: &str, label: &str) -> Option<f64> {
+    screen.lines().find_map(|l| {
+        let rest = &l[l.find(label)? + label.len()..];
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+#[test]
+fn chat_answers_stops_on_ctrl_c_and_restores_the_terminal() {
+    ensure_tmux();
+    let bin = env!("CARGO_BIN_EXE_sparsetop");
+    let model = common::model_path();
+    let question = "What is 2+2?";
+
+    // What the same greedy chat turn produces headless: the TUI must show this text.
+    let out = Command::new(bin)
+        .args(["run", "-m"])
+        .arg(&model)
+        .args([
+            "-p", question, "--chat", "--temp", "0", "-s", "42", "-n", "24", "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected = expected["text"].as_str().unwrap().trim().to_string();
+    let probe: String = expected.chars().take(24).collect();
+    assert!(!probe.is_empty(), "the model gave an empty answer");
+
+    let dir = std::env::temp_dir().join(format!("sparsetop-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rec: PathBuf = dir.join("rec.jsonl");
+    let stty = dir.join("stty.txt");
+    let t = Tmux {
+        socket: format!("sparsetop-e2e-{}", std::process::id()),
+    };
+    t.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "sh",
+    ]);
+    let cmd = format!(
+        "{bin} chat -m '{}' --temp 0 -s 42 -c 2048 --record '{}'",
+        model.display(),
+        rec.display()
+    );
+    t.type_text(&cmd);
+    t.keys(&["Enter"]);
+    t.wait("the TUI to be ready", 300, |t| {
+        t.screen().contains("ready │")
+    });
+    assert_eq!(t.display("#{alternate_on}"), "1");
+
+    // A question and its answer.
+    t.type_text(question);
+    t.keys(&["Enter"]);
+    t.wait("the answer to finish", 300, |_| {
+        chat_lines(&rec).iter().any(|c| c["kind"] == "done")
+    });
+    t.wait("the answer on screen", 10, |t| t.screen().contains(&probe));
+    let screen = t.screen();
+    let decode = number_after(&screen, "decode ").expect("a decode tokens/s figure");
+    assert!(decode > 0.0, "decode tok/s is {decode}:\n{screen}");
+    assert!(screen.contains("tok/s │"), "status line tok/s:\n{screen}");
+
+    // A long answer, stopped with Ctrl+C once it streams.
+    t.type_text("Count from 1 to 1000, separated by commas.");
+    t.keys(&["Enter"]);
+    t.wait("the long answer to stream", 120, |_| {
+        let c = chat_lines(&rec);
+        let users = c.iter().filter(|c| c["kind"] == "user").count();
+        users == 2 && c.last().is_some_and(|c| c["kind"] == "token")
+    });
+    t.keys(&["C-c"]);
+    t.wait("the answer to stop", 60, |_| {
+        chat_lines(&rec)
+            .iter()
+            .filter(|c| c["kind"] == "done")
+            .nth(1)
+            .is_some()
+    });
+    let done = chat_lines(&rec)
+        .into_iter()
+        .filter(|c| c["kind"] == "done")
+        .nth(1)
+        .unwrap();
+    assert_eq!(done["stop"], "stopped", "{done}");
+    t.wait("the stop notice", 10, |t| {
+        t.screen().contains("stopped: Ctrl+C again quits")
+    });
+
+    // The second Ctrl+C quits, and the terminal is the shell's again.
+    t.keys(&["C-c"]);
+    t.wait("the app to exit", 60, |t| {
+        t.display("#{alternate_on}") == "0" && t.display("#{pane_current_command}") == "sh"
+    });
+    t.type_text(&format!("stty -a > '{}'", stty.display()));
+    t.keys(&["Enter"]);
+    t.wait("stty's report", 10, |_| read(&stty).contains("icanon"));
+    let modes = read(&stty);
+    let words: Vec<&str> = modes.split_whitespace().collect();
+    for m in ["icanon", "echo", "isig"] {
+        assert!(words.contains(&m), "terminal left with -{m}:\n{modes}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
