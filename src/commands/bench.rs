@@ -83,7 +83,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             &SessionOptions {
                 n_ctx,
                 n_batch: a.batch_size.max(1),
-                n_threads: threads,
+                n_threads: common::threads_or_default(threads),
                 precision: a.precision,
             },
         )?;

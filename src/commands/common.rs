@@ -23,7 +23,7 @@ pub fn new_session(model: &Arc<Model>, engine: &EngineArgs) -> anyhow::Result<Se
         &SessionOptions {
             n_ctx: engine.ctx_size,
             n_batch: engine.batch_size,
-            n_threads: engine.threads,
+            n_threads: threads_or_default(engine.threads),
             precision: engine.precision,
         },
     )?)
@@ -126,4 +126,15 @@ pub fn load_profile(
 /// The path of the model the flags name (resolving the default one).
 pub fn model_file(engine: &EngineArgs) -> anyhow::Result<std::path::PathBuf> {
     model_path::resolve(engine.model.as_deref())
+}
+
+/// `-t`, or when it is 0 the number of physical cores (SMT siblings share one core's execution
+/// units and memory port, so counting them only adds synchronisation).
+pub fn threads_or_default(t: usize) -> usize {
+    if t > 0 {
+        return t;
+    }
+    sysinfo::System::physical_core_count()
+        .filter(|&n| n > 0)
+        .unwrap_or_else(sparsetop_engine::model::session::default_threads)
 }
