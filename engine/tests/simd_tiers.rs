@@ -424,21 +424,21 @@ fn float_kernels_match_scalar() {
 /// with the variable set (the active tier is fixed once per process).
 #[test]
 fn env_var_forces_scalar_tier() {
-    if std::env::var_os("SIMD_TIERS_CHILD").is_some() {
-        assert_eq!(sparsetop_engine::quant::active_tier(), Tier::Scalar);
-        return;
+    use sparsetop_engine::quant::choose_tier;
+    let avail = available_tiers();
+    let best = *avail.last().unwrap();
+    assert_eq!(choose_tier(None, avail), (best, None));
+    assert_eq!(choose_tier(Some(""), avail), (best, None));
+    assert_eq!(choose_tier(Some("scalar"), avail).0, Tier::Scalar);
+    for &t in avail {
+        assert_eq!(choose_tier(Some(t.name()), avail), (t, None));
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "env_var_forces_scalar_tier", "--test-threads=1"])
-        .env("SPARSETOP_SIMD", "scalar")
-        .env("SIMD_TIERS_CHILD", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // A tier the CPU lacks (or a typo) falls back to the best one, with a warning naming it.
+    let (t, w) = choose_tier(Some("avx9000"), avail);
+    assert_eq!(t, best);
+    assert!(w.unwrap().contains("avx9000"));
+    let (t, w) = choose_tier(Some("dotprod"), &[Tier::Scalar, Tier::Avx2]);
+    assert_eq!(t, Tier::Avx2);
+    assert!(w.unwrap().contains("dotprod"));
     assert_eq!(Tier::from_name("scalar"), Some(Tier::Scalar));
 }

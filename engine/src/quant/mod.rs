@@ -34,7 +34,7 @@ mod tier;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use tier::{active_tier, available_tiers, Tier};
+pub use tier::{active_tier, available_tiers, choose_tier, Tier};
 
 /// Kernels for one weight type.
 pub struct TypeKernels {

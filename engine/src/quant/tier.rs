@@ -97,19 +97,32 @@ pub fn available_tiers() -> &'static [Tier] {
 pub fn active_tier() -> Tier {
     static ACTIVE: OnceLock<Tier> = OnceLock::new();
     *ACTIVE.get_or_init(|| {
-        let best = *available_tiers().last().expect("scalar is always available");
-        match std::env::var("SPARSETOP_SIMD") {
-            Ok(s) if !s.is_empty() => match Tier::from_name(&s) {
-                Some(t) if t.is_available() => t,
-                _ => {
-                    eprintln!(
-                        "sparsetop: SPARSETOP_SIMD={s} is not available on this CPU (available: {}); using {best}",
-                        available_tiers().iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
-                    );
-                    best
-                }
-            },
-            _ => best,
+        let request = std::env::var("SPARSETOP_SIMD").ok();
+        let (tier, warning) = choose_tier(request.as_deref(), available_tiers());
+        if let Some(w) = warning {
+            eprintln!("sparsetop: {w}");
         }
+        tier
     })
+}
+
+/// The tier to use given a request (the value of `SPARSETOP_SIMD`) and the tiers this CPU has:
+/// the request if available, else the best tier, with a warning saying why.
+pub fn choose_tier(request: Option<&str>, available: &[Tier]) -> (Tier, Option<String>) {
+    let best = *available.last().unwrap_or(&Tier::Scalar);
+    match request {
+        None | Some("") => (best, None),
+        Some(s) => {
+            match Tier::from_name(s) {
+                Some(t) if available.contains(&t) => (t, None),
+                _ => (
+                    best,
+                    Some(format!(
+                    "SPARSETOP_SIMD={s} is not available on this CPU (available: {}); using {best}",
+                    available.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+                )),
+                ),
+            }
+        }
+    }
 }
