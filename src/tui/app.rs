@@ -327,7 +327,9 @@ impl App {
                 vec![]
             }
             Slash::Sparsity => {
-                self.notice("/sparsity is not available yet: sparse decode needs a calibration profile (coming with --sparsity); decode is dense");
+                self.notice(
+                    "/sparsity cannot change it live yet: restart with --sparsity X (0 to 0.9)",
+                );
                 vec![]
             }
             Slash::Invalid(m) => {

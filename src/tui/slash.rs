@@ -20,7 +20,11 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/system TEXT", "set the system message (starts over)"),
     ("/save FILE", "write the transcript as Markdown"),
     ("/help", "keys and commands"),
-    ("/budget, /sparsity", "not available yet"),
+    ("/budget", "not available yet (comes with flash offload)"),
+    (
+        "/sparsity",
+        "restart with --sparsity X to change it (live changes come next)",
+    ),
     ("/quit", "leave"),
 ];
 

@@ -372,7 +372,7 @@ fn ctrl_c_stops_then_quits_and_slash_commands_reply() {
     // Slash commands.
     for (cmd, needle) in [
         ("/budget", "not available yet"),
-        ("/sparsity", "not available yet"),
+        ("/sparsity", "restart with --sparsity"),
     ] {
         for c in cmd.chars() {
             app.on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));

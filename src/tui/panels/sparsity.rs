@@ -11,7 +11,7 @@ use ratatui::widgets::{Paragraph, Widget};
 use sparsetop_engine::telemetry::SparsitySample;
 
 pub const EMPTY: &str =
-    "dense decode: sparsity off (needs a calibration profile, coming with --sparsity)";
+    "dense decode: sparsity off (start with --sparsity 0.5 to skip inactive neurons)";
 
 pub fn height(m: &Metrics, inner_w: u16) -> u16 {
     match &m.sparsity {
