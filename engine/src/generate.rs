@@ -139,12 +139,13 @@ pub fn generate(
             text: &piece,
             eval_time,
         });
-        if session.tokens().len() + 1 > n_ctx - 1 && n_predict != Some(out.generated_ids.len()) {
-            out.stop = StopReason::ContextFull;
-            break;
-        }
         if n_predict.is_some_and(|n| out.generated_ids.len() >= n) {
             out.stop = StopReason::Limit;
+            break;
+        }
+        // One slot is kept free at the end of the context.
+        if session.tokens().len() + 1 >= n_ctx {
+            out.stop = StopReason::ContextFull;
             break;
         }
         let te = Instant::now();

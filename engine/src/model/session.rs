@@ -9,7 +9,7 @@ use super::Model;
 use crate::error::{Error, Result};
 use crate::ops::attention::{attention, AttnScratch, AttnShape};
 use crate::ops::matmul::{matmul, matmul_group, MatmulCtx, MatmulScratch};
-use crate::ops::norm::{rms_norm, swiglu};
+use crate::ops::norm::{rms_norm_rows, swiglu};
 use crate::ops::Precision;
 use crate::quant;
 use crate::sparse::{ProfileData, SparseFfn, SparsityConfig};
@@ -372,10 +372,12 @@ impl Session {
         let (qd, kd, vd, ff) = (cfg.q_dim(), cfg.k_dim(), cfg.v_dim(), cfg.n_ff);
         let ad = cfg.n_head * cfg.head_dim_v;
         for (li, l) in w.layers.iter().enumerate() {
-            for b in 0..bsz {
-                let r = b * e..(b + 1) * e;
-                rms_norm(&buf.x[r.clone()], &l.attn_norm, cfg.rms_eps, &mut buf.xb[r]);
-            }
+            rms_norm_rows(
+                &buf.x[..bsz * e],
+                &l.attn_norm,
+                cfg.rms_eps,
+                &mut buf.xb[..bsz * e],
+            );
             let xb = &buf.xb[..bsz * e];
             matmul_group(
                 &mut mm,
@@ -440,10 +442,12 @@ impl Session {
                 *x += d;
             }
 
-            for b in 0..bsz {
-                let r = b * e..(b + 1) * e;
-                rms_norm(&buf.x[r.clone()], &l.ffn_norm, cfg.rms_eps, &mut buf.xb[r]);
-            }
+            rms_norm_rows(
+                &buf.x[..bsz * e],
+                &l.ffn_norm,
+                cfg.rms_eps,
+                &mut buf.xb[..bsz * e],
+            );
             let sparse_on = self
                 .sparse
                 .as_ref()
@@ -505,15 +509,13 @@ impl Session {
         if n_out == 0 {
             return;
         }
-        for b in first_out..bsz {
-            let r = b * e..(b + 1) * e;
-            rms_norm(
-                &buf.x[r.clone()],
-                &w.output_norm,
-                cfg.rms_eps,
-                &mut buf.xb[r],
-            );
-        }
+        let rows = first_out * e..bsz * e;
+        rms_norm_rows(
+            &buf.x[rows.clone()],
+            &w.output_norm,
+            cfg.rms_eps,
+            &mut buf.xb[rows],
+        );
         let nv = cfg.n_vocab;
         let out = &mut self.logits[out_row0 * nv..(out_row0 + n_out) * nv];
         matmul(

@@ -10,6 +10,14 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// [`rms_norm`] of each `w.len()`-wide row of `x` into the same row of `out`.
+pub fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let n = w.len();
+    for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        rms_norm(xr, w, eps, or);
+    }
+}
+
 /// SiLU, x·σ(x).
 #[inline]
 pub fn silu(x: f32) -> f32 {

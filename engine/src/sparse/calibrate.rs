@@ -194,6 +194,7 @@ pub fn calibrate(
     // Pass 2.
     let pred_tmpl = LogHistogram::with_resolution(PRED_RES);
     let n_bins = pred_tmpl.bin(f32::MAX) + 1;
+    let bins = pred_tmpl.clone();
     let p2: Arc<Mutex<Vec<Pass2>>> = Arc::new(Mutex::new(
         (0..n_layer)
             .map(|_| Pass2 {
@@ -231,7 +232,7 @@ pub fn calibrate(
                 if rank > 0 {
                     let (_, pb) = &preds_obs[o.layer];
                     let est = silu(dot(&pb[i * rank..(i + 1) * rank], &z));
-                    let bin = pred_tmpl.bin(est);
+                    let bin = bins.bin(est);
                     s.pred[k * n_bins + bin] += 1;
                 }
             }
@@ -322,7 +323,11 @@ pub fn calibrate(
             let kept_all: u64 = all[cut..].iter().sum();
             let recall = kept_active as f64 / n_active.max(1) as f64;
             // The bin's lower edge: estimates in the cut bin count as predicted.
-            let tau = if cut == 0 { 0.0 } else { bin_upper(cut - 1) };
+            let tau = if cut == 0 {
+                0.0
+            } else {
+                pred_tmpl.upper(cut - 1)
+            };
             pred_thresholds.push(tau);
             pred_recall.push(recall as f32);
             if j == order_level {
@@ -358,14 +363,6 @@ pub fn calibrate(
     };
     profile.validate()?;
     Ok((profile, report))
-}
-
-/// Upper edge of bin `b` of a `PRED_RES` histogram (mirrors `LogHistogram`'s binning).
-fn bin_upper(b: usize) -> f32 {
-    if b == 0 {
-        return (2f64).powf(-40.0) as f32;
-    }
-    (2f64).powf(-40.0 + b as f64 / PRED_RES) as f32
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -56,7 +56,7 @@ impl LogHistogram {
     }
 
     /// Upper edge of a bin's magnitudes.
-    fn upper(&self, bin: usize) -> f32 {
+    pub fn upper(&self, bin: usize) -> f32 {
         if bin == 0 {
             return (2f64).powf(MIN_LOG2) as f32;
         }
