@@ -208,8 +208,11 @@ impl SparseFfn {
             let n = gvdt.row_bytes(n_embd as u64).expect("block multiple") as usize;
             quant::quantize_activations(gvdt, xb, &mut self.act_gate[..n]);
             let uvdt = uk.vec_dot_type;
-            let n = uvdt.row_bytes(n_embd as u64).expect("block multiple") as usize;
-            quant::quantize_activations(uvdt, xb, &mut self.act_up[..n]);
+            // Gate and up almost always share a format: convert once then.
+            if uvdt != gvdt {
+                let n = uvdt.row_bytes(n_embd as u64).expect("block multiple") as usize;
+                quant::quantize_activations(uvdt, xb, &mut self.act_up[..n]);
+            }
         }
         let use_pred = self.config.predictor;
         let rank = self.profile.dims.rank;
@@ -230,7 +233,9 @@ impl SparseFfn {
         let t = self.thresholds[li];
         let tp = self.pred_thresholds[li];
         let dt = &self.down_t[li];
-        let (act_g, act_u) = (&self.act_gate[..], &self.act_up[..]);
+        let shared = gk.vec_dot_type == uk.vec_dot_type;
+        let act_g = &self.act_gate[..];
+        let act_u = if shared { act_g } else { &self.act_up[..] };
         let lanes = &self.lanes;
         let (grb, urb) = (l.gate.row_bytes, l.up.row_bytes);
         let gdata = l.gate.rows_data(file, 0, n_ff);
