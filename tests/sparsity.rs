@@ -29,12 +29,16 @@ fn profile() -> Arc<ProfileData> {
 }
 
 fn session() -> Session {
+    session_with(2)
+}
+
+fn session_with(n_threads: usize) -> Session {
     Session::new(
         common::model(),
         &SessionOptions {
             n_ctx: 128,
             n_batch: 32,
-            n_threads: 2,
+            n_threads,
             precision: Precision::Fast,
         },
     )
@@ -107,6 +111,31 @@ fn sparse_decode_skips_the_promised_share() {
             "level {level}: {active_share:.3} of neurons active"
         );
         assert!(sp.stats.up_bytes > 0 && sp.stats.down_bytes > 0);
+    }
+}
+
+#[test]
+fn sparse_decode_does_not_depend_on_threads() {
+    // Partial sums are reduced in a fixed order, so greedy output is reproducible.
+    let run = |t: usize| {
+        let mut s = session_with(t);
+        s.set_sparsity(
+            Some(profile()),
+            SparsityConfig {
+                level: 0.5,
+                predictor: false,
+            },
+        )
+        .unwrap();
+        decode_logits(&mut s)
+    };
+    let one = run(1);
+    for _ in 0..3 {
+        assert_eq!(
+            run(2),
+            one,
+            "sparse decode differs between runs or thread counts"
+        );
     }
 }
 

@@ -20,14 +20,14 @@ impl<T> PerThread<T> {
         }
     }
 
-    /// The slot of pool thread `tid`.
+    /// Slot `i`: a pool thread's (indexed by its thread index) or a chunk's (by chunk index).
     ///
     /// # Safety
-    /// Only the thread running as `tid` in the current pool job may call this, and it must not
-    /// hold two references to its slot at once.
+    /// At any time only one thread may use slot `i` (the pool thread with that index, or the one
+    /// running chunk `i`), holding one reference to it at once.
     #[allow(clippy::mut_from_ref)]
-    pub unsafe fn get(&self, tid: usize) -> &mut T {
-        &mut *self.slots[tid].get()
+    pub unsafe fn get(&self, i: usize) -> &mut T {
+        &mut *self.slots[i].get()
     }
 }
 

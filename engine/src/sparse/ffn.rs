@@ -26,13 +26,16 @@ const CHUNK: usize = 64;
 /// Every this many tokens, recall of the predictor is measured against the true gate.
 pub const RECALL_EVERY: u64 = 16;
 
-/// Per-thread state: output partial sum, a dequantized row (exact mode), counters.
-/// `call` says which forward call the contents belong to: a thread that took no chunk in a call
-/// (it may not have had a core) leaves stale contents that the sum must skip.
+/// Per-thread scratch: a dequantized row (exact mode).
 struct Lane {
-    call: u64,
-    partial: Vec<f32>,
     row: Vec<f32>,
+}
+
+/// One chunk's share of a layer: its output partial sum and counters. Partials are kept per
+/// chunk, not per thread, and summed in chunk order, so the result does not depend on which
+/// thread took which chunk: greedy decode is reproducible run to run.
+struct Slot {
+    partial: Vec<f32>,
     gate_rows: u32,
     active: u32,
     /// Truly active neurons the predictor skipped (only counted on recall-sampling tokens).
@@ -79,6 +82,7 @@ pub struct SparseFfn {
     pred_thresholds: Vec<f32>,
     down_t: Vec<DownT>,
     lanes: PerThread<Lane>,
+    slots: PerThread<Slot>,
     /// Activations converted for the gate and up kernels.
     act_gate: Vec<u8>,
     act_up: Vec<u8>,
@@ -88,8 +92,6 @@ pub struct SparseFfn {
     pub active_counts: Vec<u32>,
     pub stats: SparseStats,
     tokens_seen: u64,
-    /// Counts forward calls, to tell fresh lanes from stale ones.
-    calls: u64,
 }
 
 impl SparseFfn {
@@ -133,9 +135,10 @@ impl SparseFfn {
             pred_thresholds: vec![0.0; n_layer],
             down_t,
             lanes: PerThread::new(n_threads, || Lane {
-                call: 0,
-                partial: vec![0.0; n_embd],
                 row: vec![0.0; n_embd],
+            }),
+            slots: PerThread::new(weights.layers[0].gate.rows.div_ceil(CHUNK), || Slot {
+                partial: vec![0.0; n_embd],
                 gate_rows: 0,
                 active: 0,
                 missed: 0,
@@ -146,7 +149,6 @@ impl SparseFfn {
             active_counts: vec![0; n_layer],
             stats: SparseStats::default(),
             tokens_seen: 0,
-            calls: 0,
             profile,
             config,
         };
@@ -237,22 +239,19 @@ impl SparseFfn {
         let act_g = &self.act_gate[..];
         let act_u = if shared { act_g } else { &self.act_up[..] };
         let lanes = &self.lanes;
+        let slots = &self.slots;
         let (grb, urb) = (l.gate.row_bytes, l.up.row_bytes);
         let gdata = l.gate.rows_data(file, 0, n_ff);
         let udata = l.up.rows_data(file, 0, n_ff);
-        self.calls += 1;
-        let call = self.calls;
         let n_chunks = n_ff.div_ceil(CHUNK);
         pool.for_each_chunk(n_chunks, &|tid, c| {
-            // SAFETY: each pool thread uses only its own lane.
+            // SAFETY: each pool thread uses only its own lane, and each chunk only its own slot.
             let lane = unsafe { lanes.get(tid) };
-            if lane.call != call {
-                lane.call = call;
-                lane.partial.fill(0.0);
-                lane.gate_rows = 0;
-                lane.active = 0;
-                lane.missed = 0;
-            }
+            let slot = unsafe { slots.get(c) };
+            slot.partial.fill(0.0);
+            slot.gate_rows = 0;
+            slot.active = 0;
+            slot.missed = 0;
             for i in c * CHUNK..((c + 1) * CHUNK).min(n_ff) {
                 let predicted = !use_pred || {
                     let g_est = (fk.dot_f32_f16)(z, &b[i * rank..(i + 1) * rank]);
@@ -271,16 +270,16 @@ impl SparseFfn {
                 let sg = silu(g);
                 if sg.abs() <= t {
                     if predicted {
-                        lane.gate_rows += 1;
+                        slot.gate_rows += 1;
                     }
                     continue;
                 }
                 if !predicted {
                     // A recall-sampling token: this neuron fired but the predictor missed it.
-                    lane.missed += 1;
+                    slot.missed += 1;
                     continue;
                 }
-                lane.gate_rows += 1;
+                slot.gate_rows += 1;
                 let uw = &udata[i * urb..(i + 1) * urb];
                 let u = if fast {
                     (uk.vec_dot)(n_embd, uw, act_u)
@@ -288,25 +287,22 @@ impl SparseFfn {
                     (uk.dequantize)(uw, &mut lane.row);
                     (fk.dot_f32)(&lane.row, xb)
                 };
-                axpy_q8_0(&mut lane.partial, sg * u, dt.row(i));
-                lane.active += 1;
+                axpy_q8_0(&mut slot.partial, sg * u, dt.row(i));
+                slot.active += 1;
             }
         });
-        // Sum the lanes (the caller's thread: the pool is idle now).
+        // Sum the chunks in order (the caller's thread: the pool is idle now).
         out.fill(0.0);
         let (mut gate_rows, mut active, mut missed) = (0u64, 0u64, 0u64);
-        for tid in 0..pool.n_threads() {
+        for c in 0..n_chunks {
             // SAFETY: no pool job runs; this thread is the only user.
-            let lane = unsafe { lanes.get(tid) };
-            if lane.call != call {
-                continue;
-            }
-            for (o, p) in out.iter_mut().zip(&lane.partial) {
+            let slot = unsafe { slots.get(c) };
+            for (o, p) in out.iter_mut().zip(&slot.partial) {
                 *o += p;
             }
-            gate_rows += lane.gate_rows as u64;
-            active += lane.active as u64;
-            missed += lane.missed as u64;
+            gate_rows += slot.gate_rows as u64;
+            active += slot.active as u64;
+            missed += slot.missed as u64;
         }
         self.active_counts[li] = active as u32;
         let st = &mut self.stats;
