@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::model::{Model, Session, SessionOptions};
 use crate::ops::Precision;
 use crate::sparse::{ProfileData, SparsityConfig};
+
 use std::sync::Arc;
 
 /// Result of a perplexity run.
@@ -17,6 +18,8 @@ pub struct Perplexity {
     /// Running perplexity after each chunk (llama.cpp prints these as `[1]27.11,[2]29.36...`).
     pub running: Vec<f64>,
     pub scored_tokens: usize,
+    /// What the sparse FFN did over every evaluated position (None when dense).
+    pub sparse: Option<crate::sparse::SparseStats>,
 }
 
 /// Computes perplexity of `tokens` with contexts of `n_ctx` tokens; with `sparsity`, every
@@ -91,6 +94,7 @@ pub fn perplexity(
         n_ctx,
         running,
         scored_tokens: count,
+        sparse: session.sparse().map(|s| s.stats),
     })
 }
 

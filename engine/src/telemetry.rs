@@ -73,7 +73,20 @@ pub struct SparsitySample {
     pub n_ff: u32,
     /// Share of truly active neurons the predictor found, when measured for this token.
     pub recall: Option<f32>,
+    /// Where in the hot-first order the active neurons were: per layer, [`HEAT_BANDS`] counts of
+    /// active neurons, band 0 holding the hottest `n_ff / HEAT_BANDS` ranks (layer-major). Shows
+    /// whether activity stays in the hot neurons the calibration predicted (what a cache keeps).
+    #[serde(default)]
+    pub bands: Vec<u32>,
+    /// Target sparsity and predictor use in force.
+    #[serde(default)]
+    pub level: f32,
+    #[serde(default)]
+    pub predictor: bool,
 }
+
+/// Bands of the hot-first neuron order that [`SparsitySample::bands`] counts activity in.
+pub const HEAT_BANDS: usize = 8;
 
 /// Neuron-cache counters for one decoded token.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -193,6 +206,9 @@ mod tests {
                 active: vec![10, 20],
                 n_ff: 1536,
                 recall: Some(0.9),
+                bands: (0..16).collect(),
+                level: 0.5,
+                predictor: true,
             }),
             Event::Memory(MemorySample {
                 resident: 1 << 20,

@@ -6,6 +6,7 @@
 //! touches of the mapped weights and buffers would otherwise count against the first repetition.
 
 use super::common;
+use super::ffn_report::FfnReport;
 use crate::cli::BenchArgs;
 use crate::output;
 use sparsetop_engine::{Model, Session, SessionOptions};
@@ -18,6 +19,8 @@ struct Row {
     threads: usize,
     test: String,
     tok_s: Vec<f64>,
+    /// FFN weight bytes read per generated token, and what the sparse FFN did (tg rows).
+    ffn: Option<FfnReport>,
 }
 
 impl Row {
@@ -95,6 +98,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
                 threads,
                 test: format!("pp{}", a.n_prompt),
                 tok_s: vec![],
+                ffn: None,
             };
             for _ in 0..a.repetitions {
                 row.tok_s.push(time_pp(&mut session, &pp)?);
@@ -108,10 +112,13 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
                 threads,
                 test: format!("tg{}", a.n_gen),
                 tok_s: vec![],
+                ffn: None,
             };
+            session.reset_sparse_stats();
             for _ in 0..a.repetitions {
                 row.tok_s.push(time_tg(&mut session, &tg)?);
             }
+            row.ffn = Some(FfnReport::of(&session));
             eprintln!("  t={threads} {}: {:.1} tok/s", row.test, row.mean());
             rows.push(row);
         }
@@ -128,6 +135,9 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
                     "samples": r.tok_s,
                     "precision": format!("{:?}", a.precision).to_lowercase(),
                     "simd": sparsetop_engine::quant::active_tier().name(),
+                    "sparsity": a.sparsity.sparsity,
+                    "predictor": a.sparsity.predictor,
+                    "ffn": r.ffn.as_ref().map(FfnReport::json),
                 })
             })
             .collect();
@@ -156,6 +166,9 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             r.mean(),
             r.sd()
         )?;
+    }
+    for r in rows.iter().filter_map(|r| r.ffn.as_ref().map(|f| (r, f))) {
+        writeln!(s, "\n{} t={}: {}", r.0.test, r.0.threads, r.1.line())?;
     }
     output::stream(&s)
 }

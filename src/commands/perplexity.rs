@@ -1,6 +1,7 @@
 //! `sparsetop perplexity`: llama-perplexity's measurement on a text file.
 
 use super::common;
+use super::ffn_report::FfnReport;
 use crate::cli::PerplexityArgs;
 use crate::output;
 use anyhow::Context;
@@ -61,8 +62,10 @@ pub fn run(a: &PerplexityArgs) -> anyhow::Result<()> {
         r.scored_tokens,
         t0.elapsed().as_secs_f64()
     );
+    let ffn = FfnReport::from_stats(&model, r.sparse.as_ref());
+    eprintln!("FFN: {}", ffn.line());
     if a.json {
-        let obj = serde_json::json!({"ppl": r.ppl, "chunks": r.chunks, "n_ctx": r.n_ctx});
+        let obj = serde_json::json!({"ppl": r.ppl, "chunks": r.chunks, "n_ctx": r.n_ctx, "ffn": ffn.json()});
         output::stream(&format!("{obj}\n"))
     } else {
         output::stream(&format!(

@@ -74,6 +74,12 @@ fn telemetry() -> Vec<Event> {
         active: (0..30).map(|l| 60 + l * 40).collect(),
         n_ff: 1536,
         recall: Some(0.93),
+        // Activity falling from the hottest band to the coldest, more so in deep layers.
+        bands: (0..30u32)
+            .flat_map(|l| (0..8u32).map(move |b| (192 - b * 20).saturating_sub(l * b / 2)))
+            .collect(),
+        level: 0.5,
+        predictor: true,
     }));
     evs
 }

@@ -229,6 +229,13 @@ impl Session {
         self.sparse.as_ref()
     }
 
+    /// Zeroes the sparse FFN's cumulative counters (to measure one stretch of decoding).
+    pub fn reset_sparse_stats(&mut self) {
+        if let Some(s) = self.sparse.as_mut() {
+            s.stats = Default::default();
+        }
+    }
+
     /// Applies sparsity to prompt batches as well (for measuring its effect on perplexity).
     pub fn set_sparse_prefill(&mut self, on: bool) {
         self.sparse_prefill = on;
@@ -318,6 +325,9 @@ impl Session {
                     active: sp.active_counts.clone(),
                     n_ff: self.model.config.n_ff as u32,
                     recall: sp.recall(),
+                    bands: sp.band_counts.clone(),
+                    level: sp.config.level,
+                    predictor: sp.config.predictor,
                 }));
             }
         }

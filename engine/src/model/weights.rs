@@ -172,6 +172,14 @@ impl Weights {
         })
     }
 
+    /// Bytes of the FFN matrices (gate, up, down) of all layers: what a dense token reads of them.
+    pub fn ffn_bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| l.gate.bytes() + l.up.bytes() + l.down.bytes())
+            .sum()
+    }
+
     /// Bytes of all matrices (the weights streamed per token).
     pub fn matrix_bytes(&self) -> usize {
         let per_layer: usize = self

@@ -6,7 +6,8 @@
 //! CATS/TEAL), each neuron's mean |a|, and the covariance of the FFN input (what the predictor is
 //! fitted to). Between the passes the predictor is fitted. Pass 2, with the thresholds known,
 //! counts how often each neuron is active at every level and measures the predictor on every token
-//! to choose its own thresholds for ~95% recall.
+//! to choose its own thresholds for ~99% recall. "Active" means what decode computes: past both the
+//! gate screen and the |a| threshold (see `ffn::GATE_SHARE`).
 //!
 //! The predictor: the best rank-r map `P` for `g = W·x` under the data's input distribution
 //! minimises `E‖(W − P)x‖² = ‖(W − P)C^½‖²` with `C = E[xxᵀ]`. With `M = W·C^½` and its top-r
@@ -14,8 +15,9 @@
 //! stored, and decode estimates `g ≈ B·(A·x)` at a cost of r·(n_embd + n_ff) instead of
 //! n_embd·n_ff.
 
+use super::ffn::GATE_SHARE;
 use super::histogram::LogHistogram;
-use super::profile::{model_hash, Dims, ProfileData};
+use super::profile::{interp, model_hash, Dims, ProfileData};
 use crate::error::{Error, Result};
 use crate::model::session::{FfnObservation, FfnObserver};
 use crate::model::{Model, Session, SessionOptions};
@@ -30,7 +32,7 @@ pub fn default_levels() -> Vec<f32> {
 }
 
 /// Recall the predictor's thresholds aim for on the calibration text.
-pub const TARGET_RECALL: f64 = 0.95;
+pub const TARGET_RECALL: f64 = 0.99;
 /// Level at which neurons are ranked hot-first.
 const ORDER_LEVEL: f32 = 0.5;
 
@@ -208,7 +210,17 @@ pub fn calibrate(
             .collect(),
     ));
     let obs_state = p2.clone();
-    let thr = gate_thresholds.clone();
+    // A neuron is active at level j when it passes both of decode's thresholds there (see
+    // `ffn::GATE_SHARE`): the gate screen at level j·GATE_SHARE and |a| at level j. Both rise with
+    // j, so the levels where a neuron is active are a prefix, found by binary search.
+    let thr: Vec<(f32, f32)> = (0..n_layer)
+        .flat_map(|l| {
+            let gt = &gate_thresholds[l * n_levels..(l + 1) * n_levels];
+            let at = &act_thresholds[l * n_levels..(l + 1) * n_levels];
+            let levels = &levels;
+            (0..n_levels).map(move |j| (interp(levels, gt, levels[j] * GATE_SHARE), at[j]))
+        })
+        .collect();
     let preds = Arc::new(pred_f32);
     let preds_obs = preds.clone();
     let observer: FfnObserver = Box::new(move |o: &FfnObservation<'_>| {
@@ -218,6 +230,7 @@ pub fn calibrate(
         let mut z = vec![0f32; rank];
         for b in 0..o.batch {
             let g = &o.gate[b * n_ff..(b + 1) * n_ff];
+            let u = &o.up[b * n_ff..(b + 1) * n_ff];
             let x = &o.xb[b * n_embd..(b + 1) * n_embd];
             if rank > 0 {
                 let (pa, _) = &preds_obs[o.layer];
@@ -225,9 +238,10 @@ pub fn calibrate(
                     *zk = dot(&pa[k * n_embd..(k + 1) * n_embd], x);
                 }
             }
-            for (i, &gi) in g.iter().enumerate() {
-                let v = silu(gi).abs();
-                let k = t.partition_point(|&th| th < v);
+            for (i, (&gi, &ui)) in g.iter().zip(u).enumerate() {
+                let sg = silu(gi);
+                let (sg_abs, a_abs) = (sg.abs(), (sg * ui).abs());
+                let k = t.partition_point(|&(tg, ta)| sg_abs > tg && a_abs > ta);
                 s.level_count[k * n_ff + i] += 1;
                 if rank > 0 {
                     let (_, pb) = &preds_obs[o.layer];

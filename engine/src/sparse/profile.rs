@@ -15,7 +15,7 @@
 //! | `order` u32[n_layer][n_ff] | per layer, neurons hot-first (by activity at sparsity 0.5) |
 //! | `pred_a` f16[n_layer][rank][n_embd] | predictor, first factor (rows are input projections) |
 //! | `pred_b` f16[n_layer][n_ff][rank] | predictor, second factor (one row per neuron) |
-//! | `pred_thresholds` f32[n_layer][n_levels] | threshold on the predicted \|act(gate)\| that keeps the predictor's recall near 95% |
+//! | `pred_thresholds` f32[n_layer][n_levels] | threshold on the predicted \|act(gate)\| that keeps the predictor's recall of active neurons near 99% |
 //! | `pred_recall` f32[n_layer][n_levels] | predictor recall on the calibration tokens |
 //!
 //! The predictor estimates the gate pre-activations as `g ≈ B · (A · x)`.
@@ -25,7 +25,9 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 pub const MAGIC: &[u8; 8] = b"SPTPROF1";
-pub const VERSION: u32 = 1;
+/// Version 2: `freq`, `order` and the predictor thresholds count a neuron active when it passes
+/// both decode thresholds (gate screen and |a|), not the gate threshold alone as in version 1.
+pub const VERSION: u32 = 2;
 const HEADER: usize = 128;
 const ALIGN: usize = 64;
 /// Extension of profile files, placed next to the model: `model.gguf` → `model.gguf.sparsity`.
@@ -334,6 +336,16 @@ impl ProfileData {
         )
     }
 
+    /// Threshold on |a| = |act(gate)·up| of `layer` for target sparsity `s`.
+    pub fn act_threshold(&self, layer: usize, s: f32) -> f32 {
+        let n = self.dims.n_levels;
+        interp(
+            &self.levels,
+            &self.act_thresholds[layer * n..(layer + 1) * n],
+            s,
+        )
+    }
+
     /// Threshold on the predictor's |act(gate)| estimate of `layer` for target sparsity `s`.
     pub fn pred_threshold(&self, layer: usize, s: f32) -> f32 {
         let n = self.dims.n_levels;
@@ -357,7 +369,7 @@ impl ProfileData {
 
 /// Piecewise-linear interpolation of `ys` over increasing `xs`, clamped at both ends (a
 /// sparsity below the first level gets a threshold scaled down toward 0 at sparsity 0).
-fn interp(xs: &[f32], ys: &[f32], x: f32) -> f32 {
+pub(crate) fn interp(xs: &[f32], ys: &[f32], x: f32) -> f32 {
     if x <= 0.0 || xs.is_empty() {
         return 0.0;
     }
