@@ -105,12 +105,27 @@ pub fn load_profile(
         profile::default_path(model_path),
         profile::cache_path(model_path)?,
     ];
+    // A profile found in a default location is remade when it is stale (another version of
+    // sparsetop, or the model file changed): it was made automatically, so it is remade the same
+    // way. A profile named with --profile is never replaced.
+    let mut stale = false;
     for c in &candidates {
         if c.is_file() {
-            return Ok(Arc::new(ProfileData::read(c)?));
+            match ProfileData::read(c) {
+                Ok(p) if p.model_hash == profile::model_hash(&model.file, model.config.n_layer) => {
+                    return Ok(Arc::new(p))
+                }
+                Ok(_) => eprintln!("{} is for another model", c.display()),
+                Err(e) => eprintln!("cannot use {}: {e}", c.display()),
+            }
+            stale = true;
         }
     }
-    eprintln!("no sparsity profile for this model yet: calibrating it now (once)");
+    if stale {
+        eprintln!("making a new sparsity profile for this model (once)");
+    } else {
+        eprintln!("no sparsity profile for this model yet: calibrating it now (once)");
+    }
     let path = super::calibrate::make_profile(
         model,
         model_path,
