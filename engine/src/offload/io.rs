@@ -45,6 +45,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -64,6 +65,9 @@ const MAX_OFFSET: u64 = i64::MAX as u64;
 
 /// Most reader threads [`IoEngine::open`] accepts: beyond this, threads cost more than they add.
 pub const MAX_READERS: usize = 256;
+
+/// Largest [`IoConfig::queue_capacity`]: the queue is reserved up front.
+pub const MAX_QUEUE: usize = 1 << 20;
 
 /// How many failure messages [`IoEngine::failure`] can still look up; the first one is kept forever.
 const RECENT_ERRORS: usize = 64;
@@ -273,6 +277,8 @@ pub struct Faults {
     /// `pread` calls whose sequence number (0 for the engine's first) is in this range fail with
     /// an injected error instead of reading.
     pub fail_reads: Range<u64>,
+    /// `pread` calls, numbered as above, that panic instead (a bug in a reader).
+    pub panic_reads: Range<u64>,
     /// Act as if opening with `O_DIRECT` returned `EINVAL` (file systems without direct I/O).
     pub refuse_direct_at_open: bool,
     /// Act as if every direct read returned `EINVAL` (file systems that accept `O_DIRECT` at
@@ -288,7 +294,7 @@ pub struct IoConfig {
     pub readers: usize,
     /// Most demand requests, and most prefetch requests, waiting in the queue: [`IoEngine::submit`]
     /// blocks beyond it. Separate so that queued prefetch never holds up a demand submit.
-    /// Default 512.
+    /// 1 to [`MAX_QUEUE`]; default 512.
     pub queue_capacity: usize,
     /// Try to bypass the page cache (`O_DIRECT`, `F_NOCACHE`). Default true.
     pub direct: bool,
@@ -633,10 +639,11 @@ impl IoEngine {
                 cfg.readers
             )));
         }
-        if cfg.queue_capacity == 0 {
-            return Err(Error::Invalid(
-                "offload I/O: the queue capacity must be at least 1".into(),
-            ));
+        if cfg.queue_capacity == 0 || cfg.queue_capacity > MAX_QUEUE {
+            return Err(Error::Invalid(format!(
+                "offload I/O: queue capacity of {} requests (expected 1 to {MAX_QUEUE})",
+                cfg.queue_capacity
+            )));
         }
         if cfg.max_read == 0 || cfg.max_read > 1 << 30 {
             return Err(Error::Invalid(format!(
@@ -964,7 +971,23 @@ impl Shared {
             self.space.notify_all();
             #[cfg(test)]
             lock(&self.served).push((read.start, read.demand));
-            self.serve(&read, &mut buf);
+            // A panic here would be a bug, but must not leave waiters hanging: `serve` sets the
+            // completions only at its very end, so on a panic none is set yet.
+            let served = catch_unwind(AssertUnwindSafe(|| self.serve(&read, &mut buf)));
+            if served.is_err() {
+                self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+                let msg = format!(
+                    "offload reader panicked reading {} bytes at offset {}",
+                    read.end - read.start,
+                    read.start
+                );
+                let id = self.record_error(io::ErrorKind::Other, msg, read.jobs.len() as u64);
+                add(&self.stats.errors, 1);
+                for job in &read.jobs {
+                    // SAFETY: live until set, by `submit`'s contract; none was set (see above).
+                    unsafe { Completion::finish(job.done, FAILED_BASE + id) };
+                }
+            }
             read.jobs.clear();
             spare = Some(read.jobs);
         }
@@ -1055,6 +1078,9 @@ impl Shared {
         let mut got = 0;
         while got < buf.len() {
             let seq = self.read_seq.fetch_add(1, Ordering::Relaxed);
+            if self.faults.panic_reads.contains(&seq) {
+                panic!("injected reader panic (test fault)");
+            }
             if self.faults.fail_reads.contains(&seq) {
                 return Err(io::Error::other("injected read error (test fault)"));
             }

@@ -430,6 +430,28 @@ fn an_injected_read_error_fails_only_its_read() {
 }
 
 #[test]
+fn a_reader_panic_fails_its_read_and_the_reader_goes_on() {
+    let file = TestFile::new(1 << 20, 19);
+    let mut cfg = config(1);
+    cfg.faults.panic_reads = 0..1;
+    let engine = IoEngine::open(&file.path, cfg).unwrap();
+    let mut bad = Batch::new(&[(9000, 1300, false)]);
+    bad.submit(&engine);
+    let msg = engine.wait(&bad.done[0]).unwrap_err().to_string();
+    assert!(
+        msg.contains("panicked") && msg.contains("offset 8192"),
+        "{msg}"
+    );
+    run(&engine, &file.data, &[(9000, 1300, false)]);
+    let s = engine.stats();
+    assert_eq!(
+        (s.errors, s.failed_requests, s.in_flight),
+        (1, 1, 0),
+        "{s:?}"
+    );
+}
+
+#[test]
 fn invalid_and_empty_requests_finish_at_once() {
     let file = TestFile::new(10_000, 12);
     let engine = IoEngine::open(&file.path, config(1)).unwrap();
