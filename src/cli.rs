@@ -69,6 +69,22 @@ pub struct EngineArgs {
     pub precision: Precision,
     #[command(flatten)]
     pub sparsity: SparsityArgs,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
+}
+
+/// Memory budget (flash offload).
+#[derive(Args, Debug, Clone, Default)]
+pub struct BudgetArgs {
+    /// Most memory the engine may hold, e.g. 64M or 1.5G: attention, embeddings and KV cache stay
+    /// resident, FFN weights that do not fit are read from the model file as needed, bypassing the
+    /// page cache. Too small a budget is refused with the minimum for this model and context.
+    #[arg(long = "mem-budget", value_name = "SIZE", value_parser = parse_budget)]
+    pub mem_budget: Option<u64>,
+}
+
+fn parse_budget(s: &str) -> Result<u64, String> {
+    sparsetop_engine::offload::budget::parse_size(s).map_err(|e| e.to_string())
 }
 
 /// Activation sparsity in decode.
@@ -280,6 +296,16 @@ pub struct BenchArgs {
     pub precision: Precision,
     #[command(flatten)]
     pub sparsity: SparsityArgs,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
+    /// Context size (default: prompt + generated tokens).
+    #[arg(
+        short = 'c',
+        long = "ctx-size",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
+    pub ctx_size: usize,
     /// Thread counts to test, comma-separated (overrides -t).
     #[arg(
         short = 't',

@@ -24,6 +24,7 @@ fn ppl(n_ctx: usize, p: Precision) -> f64 {
         2,
         p,
         None,
+        None,
         |_, _, _| {},
     )
     .unwrap();

@@ -9,6 +9,9 @@ use crate::sparse::{ProfileData, SparsityConfig};
 
 use std::sync::Arc;
 
+/// Batch size under a memory budget.
+const BUDGET_BATCH: usize = 32;
+
 /// Result of a perplexity run.
 #[derive(Debug, Clone)]
 pub struct Perplexity {
@@ -24,6 +27,7 @@ pub struct Perplexity {
 
 /// Computes perplexity of `tokens` with contexts of `n_ctx` tokens; with `sparsity`, every
 /// position's FFN runs sparse.
+#[allow(clippy::too_many_arguments)]
 pub fn perplexity(
     model: &Arc<Model>,
     tokens: &[u32],
@@ -31,6 +35,7 @@ pub fn perplexity(
     n_threads: usize,
     precision: Precision,
     sparsity: Option<(Arc<ProfileData>, SparsityConfig)>,
+    mem_budget: Option<u64>,
     mut progress: impl FnMut(usize, usize, f64),
 ) -> Result<Perplexity> {
     if n_ctx < 4 {
@@ -51,11 +56,18 @@ pub fn perplexity(
             2 * n_ctx
         )));
     }
+    // Under a budget, logits are taken a few rows at a time (a row is n_vocab floats: 192 KiB for
+    // a 49k vocabulary) and batches are small, so buffers stay a small part of the budget.
+    let n_batch = if mem_budget.is_some() {
+        n_ctx.min(BUDGET_BATCH)
+    } else {
+        n_ctx.min(512)
+    };
     let mut session = Session::new(
         model.clone(),
         &SessionOptions {
             n_ctx,
-            n_batch: n_ctx.min(512),
+            n_batch,
             n_threads,
             precision,
         },
@@ -65,6 +77,7 @@ pub fn perplexity(
         session.set_sparsity(Some(profile), config)?;
         session.set_sparse_prefill(true);
     }
+    session.set_mem_budget(mem_budget)?;
     let n_vocab = model.config.n_vocab;
     let chunks = tokens.len() / n_ctx;
     let first = n_ctx / 2;
@@ -74,15 +87,20 @@ pub fn perplexity(
     for c in 0..chunks {
         let chunk = &tokens[c * n_ctx..(c + 1) * n_ctx];
         session.clear();
-        let logits = session.eval(chunk, first)?;
-        for (i, row) in logits
-            .chunks_exact(n_vocab)
-            .take(n_ctx - 1 - first)
-            .enumerate()
-        {
-            let target = chunk[first + i + 1] as usize;
-            nll += log_softmax_neg(row, target);
-            count += 1;
+        session.eval(&chunk[..first], first)?;
+        // The rest in batches, scoring each batch's logits (positions first .. n_ctx-2).
+        let mut at = first;
+        while at < n_ctx - 1 {
+            let end = (at + n_batch).min(n_ctx);
+            let logits = session.eval(&chunk[at..end], 0)?;
+            for (i, row) in logits.chunks_exact(n_vocab).enumerate() {
+                let pos = at + i;
+                if pos + 1 < n_ctx {
+                    nll += log_softmax_neg(row, chunk[pos + 1] as usize);
+                    count += 1;
+                }
+            }
+            at = end;
         }
         let ppl = (nll / count as f64).exp();
         running.push(ppl);

@@ -74,9 +74,13 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         anyhow::bail!("-r must be at least 1");
     }
     let path = crate::model_path::resolve(a.model.as_deref())?;
-    let model: Arc<Model> = common::load_model_at(Some(&path))?;
+    let model: Arc<Model> = common::load_model_for(&path, &a.budget)?;
     let n_vocab = model.config.n_vocab;
-    let n_ctx = (a.n_prompt + a.n_gen).max(16);
+    let n_ctx = if a.ctx_size > 0 {
+        a.ctx_size
+    } else {
+        (a.n_prompt + a.n_gen).max(16)
+    };
     let pp = tokens(a.n_prompt, n_vocab, 1);
     let tg = tokens(a.n_gen, n_vocab, 2);
     let mut rows = Vec::new();
@@ -85,13 +89,15 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             model.clone(),
             &SessionOptions {
                 n_ctx,
-                n_batch: a.batch_size.max(1),
+                n_batch: common::batch_for_budget(a.batch_size.max(1), &a.budget),
                 n_threads: common::threads_or_default(threads),
                 precision: a.precision,
             },
         )?;
         let threads = session.n_threads();
         common::apply_sparsity(&mut session, &path, &a.sparsity, threads)?;
+        common::apply_budget(&mut session, &a.budget)?;
+        common::apply_budget(&mut session, &a.budget)?;
         if a.n_prompt > 0 {
             time_pp(&mut session, &pp)?;
             let mut row = Row {

@@ -13,9 +13,10 @@ use std::sync::atomic::AtomicBool;
 pub fn run(a: &ChatArgs) -> anyhow::Result<()> {
     let params = common::sampler_params(&a.sampling)?;
     let path = common::model_file(&a.engine)?;
-    let model = common::load_model_at(Some(&path))?;
+    let model = common::load_model_for(&path, &a.engine.budget)?;
     let mut session = common::new_session(&model, &a.engine)?;
     common::apply_sparsity(&mut session, &path, &a.engine.sparsity, a.engine.threads)?;
+    common::apply_budget(&mut session, &a.engine.budget)?;
     let mut sampler = Sampler::new(params, model.config.n_vocab);
     let mut conv = Conversation::new(a.system.clone());
     let n_ctx = session.n_ctx();

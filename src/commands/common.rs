@@ -13,6 +13,48 @@ pub fn load_model_at(path: Option<&std::path::Path>) -> anyhow::Result<Arc<Model
     Model::load(&path).with_context(|| format!("cannot load {}", path.display()))
 }
 
+/// Opens a model; under a memory budget its FFN weights stay out of memory (see
+/// [`Model::load_resident`]).
+pub fn load_model_for(
+    path: &std::path::Path,
+    budget: &crate::cli::BudgetArgs,
+) -> anyhow::Result<Arc<Model>> {
+    match budget.mem_budget {
+        None => load_model_at(Some(path)),
+        Some(_) => Ok(Model::load_resident(path)
+            .with_context(|| format!("cannot load {}", path.display()))?
+            .0),
+    }
+}
+
+/// Sets the session's memory budget, if one was asked for, and says how it is used.
+pub fn apply_budget(session: &mut Session, budget: &crate::cli::BudgetArgs) -> anyhow::Result<()> {
+    let Some(b) = budget.mem_budget else {
+        return Ok(());
+    };
+    session.set_mem_budget(Some(b))?;
+    if let Some(o) = session.offload() {
+        eprintln!(
+            "memory budget {}: fixed region {}; {} of {} FFN layers resident, the rest streamed from the file",
+            sparsetop_engine::offload::budget::mib(b),
+            o.fixed.describe(),
+            o.stream.resident_layers(),
+            session.model().config.n_layer,
+        );
+    }
+    Ok(())
+}
+
+/// Under a memory budget, prompt batches are capped: a batch's activation buffers count against
+/// the budget (at 512 tokens they would take ~15 MB for SmolLM2), while every extra batch only
+/// streams the FFN once more.
+pub fn batch_for_budget(batch: usize, budget: &crate::cli::BudgetArgs) -> usize {
+    match budget.mem_budget {
+        Some(_) => batch.min(64),
+        None => batch,
+    }
+}
+
 /// A session with the flags' context, batch, threads and precision.
 pub fn new_session(model: &Arc<Model>, engine: &EngineArgs) -> anyhow::Result<Session> {
     if engine.batch_size == 0 {
@@ -22,7 +64,7 @@ pub fn new_session(model: &Arc<Model>, engine: &EngineArgs) -> anyhow::Result<Se
         model.clone(),
         &SessionOptions {
             n_ctx: engine.ctx_size,
-            n_batch: engine.batch_size,
+            n_batch: batch_for_budget(engine.batch_size, &engine.budget),
             n_threads: threads_or_default(engine.threads),
             precision: engine.precision,
         },
@@ -112,9 +154,7 @@ pub fn load_profile(
     for c in &candidates {
         if c.is_file() {
             match ProfileData::read(c) {
-                Ok(p) if p.model_hash == profile::model_hash(&model.file, model.config.n_layer) => {
-                    return Ok(Arc::new(p))
-                }
+                Ok(p) if p.model_hash == model.ffn_hash() => return Ok(Arc::new(p)),
                 Ok(_) => eprintln!("{} is for another model", c.display()),
                 Err(e) => eprintln!("cannot use {}: {e}", c.display()),
             }

@@ -11,7 +11,7 @@ pub fn run(a: &PerplexityArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&a.file)
         .with_context(|| format!("cannot read {}", a.file.display()))?;
     let path = common::model_file(&a.engine)?;
-    let model = common::load_model_at(Some(&path))?;
+    let model = common::load_model_for(&path, &a.engine.budget)?;
     // As llama-perplexity: special tokens allowed (BOS if the model asks), specials not parsed.
     let tokens = model.tokenizer.encode(&text, true, false)?;
     let n_ctx = if a.engine.ctx_size == 0 {
@@ -51,6 +51,7 @@ pub fn run(a: &PerplexityArgs) -> anyhow::Result<()> {
         a.engine.threads,
         a.engine.precision,
         sparsity,
+        a.engine.budget.mem_budget,
         |i, _n, ppl| {
             eprint!("[{i}]{ppl:.4},");
             let _ = std::io::stderr().flush();

@@ -18,7 +18,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     };
     let params = common::sampler_params(&a.sampling)?;
     let path = common::model_file(&a.engine)?;
-    let model = common::load_model_at(Some(&path))?;
+    let model = common::load_model_for(&path, &a.engine.budget)?;
     let tok = &model.tokenizer;
     let prompt_ids = if a.chat {
         let mut messages = Vec::new();
@@ -39,6 +39,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     };
     let mut session = common::new_session(&model, &a.engine)?;
     common::apply_sparsity(&mut session, &path, &a.engine.sparsity, a.engine.threads)?;
+    common::apply_budget(&mut session, &a.engine.budget)?;
     let mut sampler = Sampler::new(params, model.config.n_vocab);
     let stop = AtomicBool::new(false);
     let mut write_err = None;

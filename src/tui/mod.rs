@@ -82,9 +82,10 @@ pub fn chat(a: &ChatArgs) -> anyhow::Result<()> {
     let theme = Theme::select(&a.ui.theme, no_color())?;
     let params = common::sampler_params(&a.sampling)?;
     let path = common::model_file(&a.engine)?;
-    let model = common::load_model_at(Some(&path))?;
+    let model = common::load_model_for(&path, &a.engine.budget)?;
     let mut session = common::new_session(&model, &a.engine)?;
     common::apply_sparsity(&mut session, &path, &a.engine.sparsity, a.engine.threads)?;
+    common::apply_budget(&mut session, &a.engine.budget)?;
     let (ttx, trx) = telemetry::channel(4096);
     let drops = ttx.drop_counter();
     session.set_telemetry(Some(ttx));

@@ -90,6 +90,41 @@ pub struct GgufFile {
     /// Absolute offset of the tensor data section.
     pub data_offset: usize,
     by_name: std::collections::HashMap<String, usize>,
+    read_through_file: bool,
+}
+
+/// Reads `len` bytes at `offset` of `path` in 1 MiB pieces, handing each to `f` and dropping it
+/// from the page cache right after.
+fn read_range_uncached(
+    path: &Path,
+    offset: u64,
+    len: usize,
+    f: &mut dyn FnMut(&[u8]),
+) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; (1 << 20).min(len.max(1))];
+    let mut done = 0usize;
+    while done < len {
+        let n = buf.len().min(len - done);
+        file.read_exact_at(&mut buf[..n], offset + done as u64)?;
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid descriptor; advice only.
+            unsafe {
+                libc::posix_fadvise(
+                    file.as_raw_fd(),
+                    (offset + done as u64) as i64,
+                    n as i64,
+                    libc::POSIX_FADV_DONTNEED,
+                );
+            }
+        }
+        f(&buf[..n]);
+        done += n;
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for GgufFile {
@@ -281,9 +316,74 @@ impl GgufFile {
             alignment,
             data_offset: data_offset as usize,
             by_name,
+            read_through_file: false,
             path: None,
             storage,
         })
+    }
+
+    /// Whether reads should go through the file rather than the map: under a memory budget the
+    /// map's pages must not be touched (they would fill the page cache the budget counts).
+    pub fn read_through_file(&self) -> bool {
+        self.read_through_file
+    }
+
+    /// Passes a tensor's bytes to `f` in pieces. With [`GgufFile::set_read_through_file`], they
+    /// are read from the file and dropped from the page cache as they go; otherwise they come
+    /// from the map.
+    pub fn stream_tensor(&self, t: &TensorInfo, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        match (&self.path, self.read_through_file) {
+            (Some(p), true) => {
+                read_range_uncached(p, t.offset as u64, t.size, f).map_err(|e| Error::io(p, e))
+            }
+            _ => {
+                f(&self.storage.bytes()[t.offset..t.offset + t.size]);
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes [`GgufFile::stream_tensor`] and [`GgufFile::make_resident`] read from the file.
+    pub fn set_read_through_file(&mut self, on: bool) {
+        self.read_through_file = on;
+    }
+
+    /// Replaces the map of the file by an anonymous image of the same size holding only the tensors
+    /// `keep` accepts (the header is parsed already), then drops the file's pages from the page cache. Offsets stay
+    /// valid; the bytes of the other tensors read as zeros and must not be used (the engine reads
+    /// them from the file through its offload path). Returns the bytes copied.
+    pub fn make_resident(&mut self, keep: &dyn Fn(&TensorInfo) -> bool) -> Result<usize> {
+        let src = self.storage.bytes();
+        let mut img = memmap2::MmapMut::map_anon(src.len().max(1))
+            .map_err(|e| Error::Invalid(format!("cannot reserve {} bytes: {e}", src.len())))?;
+        // Kept tensors alternate with dropped ones layer by layer: with transparent huge pages a
+        // write would allocate 2 MiB around it, dropped neighbours included, and the image would
+        // cost as much as the file. Small pages keep it to what is written.
+        #[cfg(target_os = "linux")]
+        // SAFETY: advice on a mapping this function owns.
+        unsafe {
+            libc::madvise(img.as_mut_ptr().cast(), img.len(), libc::MADV_NOHUGEPAGE);
+        }
+        // The header is parsed already: only tensor bytes are kept.
+        let mut kept = 0;
+        for t in self.tensors.iter().filter(|t| keep(t)) {
+            let r = t.offset..t.offset + t.size;
+            let mut at = t.offset;
+            self.stream_tensor(t, &mut |b| {
+                img[at..at + b.len()].copy_from_slice(b);
+                at += b.len();
+            })?;
+            debug_assert_eq!(at, r.end);
+            kept += t.size;
+        }
+        let img = img
+            .make_read_only()
+            .map_err(|e| Error::Invalid(format!("cannot protect the model image: {e}")))?;
+        self.storage = Storage::Mmap(img);
+        if let Some(p) = &self.path {
+            crate::offload::evict_from_page_cache(p);
+        }
+        Ok(kept)
     }
 
     /// The path the file was opened from, if any.

@@ -109,6 +109,19 @@ pub struct Metadata {
 }
 
 impl Metadata {
+    /// Frees arrays of more than `max_items` values (the tokenizer's vocabulary and merges, once
+    /// the tokenizer is built): they are several MB a memory budget has better use for. The keys
+    /// stay, with empty arrays.
+    pub fn drop_large_arrays(&mut self, max_items: usize) {
+        for (_, v) in self.entries.iter_mut() {
+            if let Value::Array(a) = v {
+                if a.len() > max_items {
+                    *a = Vec::new();
+                }
+            }
+        }
+    }
+
     /// Builds metadata from entries; a duplicated key is an error (llama.cpp refuses them too).
     pub fn from_entries(entries: Vec<(String, Value)>) -> Result<Self> {
         let mut index = std::collections::HashMap::with_capacity(entries.len());

@@ -7,6 +7,9 @@
 use super::kv_cache::KvCache;
 use super::Model;
 use crate::error::{Error, Result};
+use crate::offload::budget::FixedRegion;
+use crate::offload::io::IoConfig;
+use crate::offload::stream::{LayerMats, LayerStream};
 use crate::ops::attention::{attention, AttnScratch, AttnShape};
 use crate::ops::matmul::{matmul, matmul_group, MatmulCtx, MatmulScratch};
 use crate::ops::norm::{rms_norm_rows, swiglu};
@@ -92,6 +95,15 @@ pub struct Session {
     sparse: Option<SparseFfn>,
     /// Apply the sparse FFN to prompt batches too (perplexity under sparsity), not only decode.
     sparse_prefill: bool,
+    /// Under a memory budget: where FFN weights come from.
+    offload: Option<Offload>,
+}
+
+/// A session's memory budget and the FFN streaming that keeps it.
+pub struct Offload {
+    pub budget: u64,
+    pub fixed: FixedRegion,
+    pub stream: LayerStream,
 }
 
 /// Number of cores, for the default thread count.
@@ -150,6 +162,7 @@ impl Session {
             ffn_observer: None,
             sparse: None,
             sparse_prefill: false,
+            offload: None,
             model,
         })
     }
@@ -209,7 +222,7 @@ impl Session {
                 d.n_layer, d.n_ff, d.n_embd, m.config.n_layer, m.config.n_ff, m.config.n_embd
             )));
         }
-        if crate::sparse::profile::model_hash(&m.file, m.config.n_layer) != profile.model_hash {
+        if m.ffn_hash() != profile.model_hash {
             return Err(Error::Invalid(
                 "the sparsity profile was made for a different model (its FFN weights differ): run `sparsetop calibrate` for this model".into(),
             ));
@@ -222,6 +235,79 @@ impl Session {
             self.n_threads,
         )?);
         Ok(())
+    }
+
+    /// What must stay resident for this session under a budget (see [`FixedRegion`]).
+    pub fn fixed_region(&self) -> FixedRegion {
+        let m = &*self.model;
+        let ffn: usize = m.weights.ffn_bytes();
+        let sparse = self.sparse.as_ref();
+        let predictor = sparse
+            .filter(|s| s.config.predictor)
+            .map(|s| (s.profile.pred_a.len() + s.profile.pred_b.len()) * 2)
+            .unwrap_or(0);
+        let f32s = |v: &Vec<f32>| v.capacity() * 4;
+        let io = IoConfig::default();
+        let b = &self.buf;
+        let buffers = [
+            &b.x, &b.xb, &b.q, &b.k, &b.v, &b.att, &b.gate, &b.up, &b.rope, &b.ffn_out,
+        ]
+        .into_iter()
+        .map(f32s)
+        .sum::<usize>()
+            + self.logits.capacity().max(m.config.n_vocab) * 4
+            + self.mm.bytes()
+            + self.attn.bytes()
+            + sparse.map(|s| s.scratch_bytes()).unwrap_or(0);
+        FixedRegion {
+            weights: (m.file.tensors.iter().map(|t| t.size).sum::<usize>() - ffn) as u64,
+            kv: self.kv.bytes() as u64,
+            predictor: predictor as u64,
+            buffers: buffers as u64,
+            // Two layers, and the I/O readers' aligned buffers.
+            staging: (2 * m
+                .weights
+                .layers
+                .iter()
+                .map(crate::offload::stream::layer_bytes)
+                .max()
+                .unwrap_or(0)
+                + io.readers * io.max_read) as u64,
+        }
+    }
+
+    /// Sets (or with `None` lifts) a memory budget: FFN weights beyond what it holds are read
+    /// from the model file as needed. Fails, with the minimum stated, when the budget does not
+    /// hold the fixed region.
+    pub fn set_mem_budget(&mut self, budget: Option<u64>) -> Result<()> {
+        let Some(budget) = budget else {
+            if !self.model.ffn_in_memory() {
+                return Err(Error::Invalid(
+                    "this model was opened for a memory budget (its FFN weights are not in memory): keep a budget".into(),
+                ));
+            }
+            self.offload = None;
+            return Ok(());
+        };
+        let fixed = self.fixed_region();
+        let left = fixed.left_for_ffn(budget)?;
+        let path = self.model.file.path().ok_or_else(|| {
+            Error::Invalid("a memory budget needs a model read from a file".into())
+        })?;
+        // Free the old stream's memory before the new one is filled.
+        self.offload = None;
+        let stream = LayerStream::new(path, &self.model.weights.layers, left, IoConfig::default())?;
+        self.offload = Some(Offload {
+            budget,
+            fixed,
+            stream,
+        });
+        Ok(())
+    }
+
+    /// The memory budget in force and how it is used.
+    pub fn offload(&self) -> Option<&Offload> {
+        self.offload.as_ref()
     }
 
     /// The sparse FFN's state, when sparse decode is on.
@@ -309,13 +395,18 @@ impl Session {
         self.logits.clear();
         self.logits.resize(n_out * n_vocab, 0.0);
         let mut done = 0;
+        let n0 = self.tokens.len();
         while done < tokens.len() {
             let b = (tokens.len() - done).min(self.n_batch);
             let chunk = &tokens[done..done + b];
             // Rows of this chunk whose logits are wanted.
             let first_out = logits_from.saturating_sub(done).min(b);
             let out_row0 = (done + first_out).saturating_sub(logits_from);
-            self.forward_batch(chunk, first_out, out_row0);
+            if let Err(e) = self.forward_batch(chunk, first_out, out_row0) {
+                // Nothing of this call stays: the cache holds what it held before.
+                self.tokens.truncate(n0);
+                return Err(e);
+            }
             self.tokens.extend_from_slice(chunk);
             done += b;
         }
@@ -347,7 +438,12 @@ impl Session {
     }
 
     /// One batch through every layer; logits for rows `first_out..` land at logits row `out_row0`.
-    fn forward_batch(&mut self, tokens: &[u32], first_out: usize, out_row0: usize) {
+    fn forward_batch(&mut self, tokens: &[u32], first_out: usize, out_row0: usize) -> Result<()> {
+        if self.offload.is_none() && !self.model.ffn_in_memory() {
+            return Err(Error::Invalid(
+                "this model was opened for a memory budget: set one with --mem-budget".into(),
+            ));
+        }
         let model = &*self.model;
         let cfg = &model.config;
         let w = &model.weights;
@@ -462,6 +558,11 @@ impl Session {
                 .sparse
                 .as_ref()
                 .is_some_and(|s| s.config.level > 0.0 && (bsz == 1 || self.sparse_prefill));
+            if sparse_on && self.offload.is_some() {
+                return Err(Error::Invalid(
+                    "sparse decode under a memory budget is not available yet: use --sparsity 0 with --mem-budget".into(),
+                ));
+            }
             if sparse_on {
                 let sp = self.sparse.as_mut().expect("checked above");
                 for b in 0..bsz {
@@ -483,13 +584,32 @@ impl Session {
                 }
             } else {
                 let xb = &buf.xb[..bsz * e];
+                // Under a budget the layer's matrices come from the stream, rebased into its buffer.
+                let (ffn_file, lm) = match self.offload.as_mut() {
+                    Some(o) => o.stream.layer(li)?,
+                    None => (
+                        file,
+                        LayerMats {
+                            gate: l.gate,
+                            up: l.up,
+                            down: l.down,
+                        },
+                    ),
+                };
+                let mut mm = MatmulCtx {
+                    pool,
+                    file: ffn_file,
+                    precision: p,
+                    float: mm.float,
+                    scratch: &mut *mm.scratch,
+                };
                 matmul_group(
                     &mut mm,
                     xb,
                     bsz,
                     &mut [
-                        (&l.gate, &mut buf.gate[..bsz * ff]),
-                        (&l.up, &mut buf.up[..bsz * ff]),
+                        (&lm.gate, &mut buf.gate[..bsz * ff]),
+                        (&lm.up, &mut buf.up[..bsz * ff]),
                     ],
                 );
                 if let Some(obs) = self.ffn_observer.as_mut() {
@@ -504,7 +624,7 @@ impl Session {
                 swiglu(&mut buf.gate[..bsz * ff], &buf.up[..bsz * ff]);
                 matmul(
                     &mut mm,
-                    &l.down,
+                    &lm.down,
                     &buf.gate[..bsz * ff],
                     bsz,
                     &mut buf.xb[..bsz * e],
@@ -517,7 +637,7 @@ impl Session {
 
         let n_out = bsz - first_out;
         if n_out == 0 {
-            return;
+            return Ok(());
         }
         let rows = first_out * e..bsz * e;
         rms_norm_rows(
@@ -535,5 +655,6 @@ impl Session {
             n_out,
             out,
         );
+        Ok(())
     }
 }

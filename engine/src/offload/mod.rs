@@ -8,5 +8,27 @@
 //!
 //! Unix only: the I/O engine is built on `pread`, `O_DIRECT` / `F_NOCACHE` and `posix_fadvise`.
 
+pub mod budget;
 #[cfg(unix)]
 pub mod io;
+#[cfg(unix)]
+pub mod stream;
+
+use std::path::Path;
+
+/// Drops a file's clean pages from the page cache (best effort): under a memory limit that counts
+/// the page cache, pages of weights the engine holds elsewhere must not linger.
+pub fn evict_from_page_cache(path: &Path) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        if let Ok(f) = std::fs::File::open(path) {
+            // SAFETY: a valid open descriptor; the call only advises the kernel.
+            unsafe {
+                libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = path;
+}

@@ -26,6 +26,12 @@ pub struct AttnScratch {
 }
 
 impl AttnScratch {
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.slots
+            .bytes_with(|(a, b)| (a.capacity() + b.capacity()) * 4)
+    }
+
     pub fn new(n_threads: usize, n_ctx: usize, head_dim: usize) -> Self {
         AttnScratch {
             slots: PerThread::new(n_threads, || (vec![0f32; n_ctx], vec![0f32; head_dim])),

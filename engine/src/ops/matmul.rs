@@ -25,6 +25,11 @@ pub struct MatmulScratch {
 }
 
 impl MatmulScratch {
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.act.capacity() + self.tiles.bytes_with(|t| t.capacity() * 4)
+    }
+
     /// `max_cols`: widest matrix input; `max_batch`: most activation rows per call.
     pub fn new(n_threads: usize, max_cols: usize, max_batch: usize) -> Self {
         // f32 (4 bytes per element) is the widest activation format.

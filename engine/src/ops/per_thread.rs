@@ -20,6 +20,12 @@ impl<T> PerThread<T> {
         }
     }
 
+    /// Bytes held, as `size(slot)` summed over the slots (for memory accounting).
+    pub fn bytes_with(&self, size: impl Fn(&T) -> usize) -> usize {
+        // SAFETY: a shared read of each slot, by the owner, while no pool job runs.
+        self.slots.iter().map(|s| size(unsafe { &*s.get() })).sum()
+    }
+
     /// Slot `i`: a pool thread's (indexed by its thread index) or a chunk's (by chunk index).
     ///
     /// # Safety

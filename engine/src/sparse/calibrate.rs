@@ -17,7 +17,7 @@
 
 use super::ffn::GATE_SHARE;
 use super::histogram::LogHistogram;
-use super::profile::{interp, model_hash, Dims, ProfileData};
+use super::profile::{interp, Dims, ProfileData};
 use crate::error::{Error, Result};
 use crate::model::session::{FfnObservation, FfnObserver};
 use crate::model::{Model, Session, SessionOptions};
@@ -363,7 +363,7 @@ pub fn calibrate(
             rank,
         },
         calib_tokens: tokens.len() as u32,
-        model_hash: model_hash(&model.file, n_layer),
+        model_hash: model.ffn_hash(),
         levels,
         gate_thresholds,
         act_thresholds,

@@ -205,6 +205,15 @@ impl SparseFfn {
         Ok(())
     }
 
+    /// Bytes of scratch buffers (not counting the `down` copies).
+    pub fn scratch_bytes(&self) -> usize {
+        self.lanes.bytes_with(|l| l.row.capacity() * 4)
+            + self.slots.bytes_with(|s| s.partial.capacity() * 4)
+            + self.act_gate.capacity()
+            + self.act_up.capacity()
+            + self.z.capacity() * 4
+    }
+
     /// Bytes held by the neuron-major `down` copies.
     pub fn extra_bytes(&self) -> usize {
         self.down_t.iter().map(|d| d.data.len()).sum()
