@@ -10,6 +10,7 @@ pub mod generate;
 pub mod ggml_type;
 pub mod gguf;
 pub mod model;
+pub mod offload;
 pub mod ops;
 pub mod perplexity;
 pub mod quant;
