@@ -4,6 +4,7 @@ pub mod bench;
 pub mod calibrate;
 pub mod chat;
 pub mod common;
+pub mod convert;
 pub mod inspect;
 pub mod perplexity;
 pub mod pull;
