@@ -33,6 +33,9 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Learn a model's FFN activation statistics and predictor (the sparsity profile).
     Calibrate(CalibrateArgs),
+    /// Write the model's FFN as a neuron-bundle file for flash offload (hot neurons first, one
+    /// record per neuron, packed in 4 KiB pages).
+    Convert(ConvertArgs),
     /// Measure prompt and generation speed, like llama-bench.
     Bench(BenchArgs),
     /// Download the default model (SmolLM2-135M-Instruct Q4_1) into the cache.
@@ -281,6 +284,32 @@ pub struct CalibrateArgs {
     /// directory when that folder is not writable).
     #[arg(short = 'o', long, value_name = "PATH")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// GGUF model file (default: the default model).
+    #[arg(short = 'm', long = "model", value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Sparsity profile whose hot-first neuron order the file follows (default: MODEL.sparsity
+    /// next to the model or in the cache directory; made by calibration when there is none).
+    #[arg(long, value_name = "PATH")]
+    pub profile: Option<PathBuf>,
+    /// Where to write the bundle (default: MODEL.bundle next to the model, or the cache directory
+    /// when that folder is not writable).
+    #[arg(short = 'o', long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Rewrite the bundle even when an up-to-date one exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Worker threads of the calibration, when a profile has to be made (default: one per core).
+    #[arg(
+        short = 't',
+        long = "threads",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
+    pub threads: usize,
 }
 
 #[derive(Args, Debug)]

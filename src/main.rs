@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Perplexity(a)) => commands::perplexity::run(&a),
         Some(cli::Command::Inspect(a)) => commands::inspect::run(&a),
         Some(cli::Command::Calibrate(a)) => commands::calibrate::run(&a),
+        Some(cli::Command::Convert(a)) => commands::convert::run(&a),
         Some(cli::Command::Bench(a)) => commands::bench::run(&a),
         Some(cli::Command::Pull) => commands::pull::run(),
     };

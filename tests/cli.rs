@@ -219,3 +219,66 @@ fn bad_flags_are_clear_errors() {
     let o = sparsetop(&["run", "-m", &m]);
     assert_clean_failure(&o, "no prompt");
 }
+
+#[test]
+fn convert_writes_checks_and_rewrites_a_neuron_bundle() {
+    // A copy of a tiny fixture in a scratch folder: the profile calibrated on the way and the
+    // bundle land next to it.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli_convert");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let m = dir.join("tiny.gguf");
+    std::fs::copy(
+        common::project_file("tests/conformance/llama-linear.gguf"),
+        &m,
+    )
+    .unwrap();
+    let m = m.display().to_string();
+    let bundle = format!("{m}.bundle");
+    let o = sparsetop(&["convert", "-m", &m, "-t", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().next(), Some(bundle.as_str()), "{out}");
+    assert!(
+        out.contains("1 × 512 neurons") && out.contains("6 per 4096-byte cluster"),
+        "{out}"
+    );
+    assert!(out.contains("written in"), "{out}");
+    assert!(stderr(&o).contains("calibrating"), "{}", stderr(&o));
+    assert!(std::path::Path::new(&format!("{m}.sparsity")).is_file());
+    let o = sparsetop(&["convert", "-m", &m]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("up to date, checked"));
+    let o = sparsetop(&["convert", "-m", &m, "--force"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("written in"));
+    // A damaged data byte: found by the check, and the file is rebuilt.
+    let mut b = std::fs::read(&bundle).unwrap();
+    let last = b.len() - 4096;
+    b[last] ^= 1;
+    std::fs::write(&bundle, &b).unwrap();
+    let o = sparsetop(&["convert", "-m", &m]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is corrupt"), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("written in"));
+    let other = dir.join("other.bundle").display().to_string();
+    let o = sparsetop(&["convert", "-m", &m, "-o", &other]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(&other).unwrap(),
+        std::fs::read(&bundle).unwrap()
+    );
+}
+
+#[test]
+fn convert_refuses_a_model_it_cannot_bundle() {
+    // This fixture's gate and up change type from layer 0 to layer 1: refused before any
+    // calibration (nothing is written next to the committed fixture).
+    let m = common::project_file("tests/conformance/llama-spm.gguf");
+    let o = sparsetop(&["convert", "-m", &m.display().to_string()]);
+    assert_clean_failure(
+        &o,
+        "cannot make a neuron bundle: layer 1's ffn_gate is Q5_K",
+    );
+    assert!(!common::project_file("tests/conformance/llama-spm.gguf.sparsity").exists());
+}

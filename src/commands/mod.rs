@@ -4,6 +4,7 @@ pub mod bench;
 pub mod calibrate;
 pub mod chat;
 pub mod common;
+pub mod convert;
 pub mod ffn_report;
 pub mod inspect;
 pub mod perplexity;

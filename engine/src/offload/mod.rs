@@ -1,5 +1,10 @@
-//! Flash offload: FFN neurons that do not fit in RAM stay in a bundle file on flash and are read on
-//! demand.
+//! Flash offload: running a model whose FFN weights do not fit the memory budget.
+//!
+//! Attention, norms and embeddings stay resident (they are read in full for every token), while
+//! the FFN — most of a model's bytes, and with activation sparsity only partly read per token — is
+//! read on demand: whole layers from the model file ([`stream`], dense prefill and decode), or
+//! neurons from a file laid out for it, the neuron bundle ([`bundle`]), where each neuron's gate
+//! row, up row and down column are stored side by side and neurons are sorted hot-first.
 //!
 //! The compute side keeps the hot neurons resident and, per layer, asks for the cold records it
 //! needs; [`io::IoEngine`] fills them. Reads bypass the page cache (`O_DIRECT`) because the process
@@ -9,6 +14,7 @@
 //! Unix only: the I/O engine is built on `pread`, `O_DIRECT` / `F_NOCACHE` and `posix_fadvise`.
 
 pub mod budget;
+pub mod bundle;
 #[cfg(unix)]
 pub mod io;
 #[cfg(unix)]

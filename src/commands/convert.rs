@@ -1,0 +1,96 @@
+//! `sparsetop convert`: write a model's neuron-bundle file, the FFN laid out for flash offload.
+
+use super::common;
+use crate::cli::ConvertArgs;
+use crate::model_path;
+use anyhow::Context;
+use sparsetop_engine::offload::bundle::{self, BundleInfo, BundleLayout};
+use sparsetop_engine::sparse::profile;
+use sparsetop_engine::Model;
+use std::io::Write;
+use std::time::Instant;
+
+pub fn run(a: &ConvertArgs) -> anyhow::Result<()> {
+    let path = model_path::resolve(a.model.as_deref())?;
+    let model = Model::load(&path).with_context(|| format!("cannot load {}", path.display()))?;
+    // Before the profile, which may mean a calibration: a model that cannot be bundled fails now.
+    let layout = BundleLayout::for_model(&model.weights)?;
+    let profile = common::load_profile(
+        &model,
+        &path,
+        a.profile.as_deref(),
+        common::threads_or_default(a.threads),
+    )?;
+    if !a.force {
+        let hash = profile::model_hash(&model.file, layout.n_layer);
+        let existing = match &a.output {
+            Some(o) => bundle::read_info(o)
+                .ok()
+                .filter(|i| bundle::check_matches(i, &hash, &profile).is_ok()),
+            None => bundle::find_bundle(&path, &hash, &profile),
+        };
+        if let Some(info) = existing {
+            // The header matched; make sure the data did not rot either before calling it done.
+            let t0 = Instant::now();
+            match bundle::verify_file(&info, &mut progress_bar("verifying the existing bundle")) {
+                Ok(()) => {
+                    report(&info, "up to date, checked", t0);
+                    return Ok(());
+                }
+                Err(e) => eprintln!("{e}: rebuilding it"),
+            }
+        }
+    }
+    let dest = match &a.output {
+        Some(o) => o.clone(),
+        None => bundle::destination(&path)?,
+    };
+    let t0 = Instant::now();
+    let info = bundle::write_bundle(&dest, &model, &profile, &mut progress_bar("writing"))
+        .with_context(|| format!("cannot write the neuron bundle to {}", dest.display()))?;
+    report(&info, "written", t0);
+    Ok(())
+}
+
+/// Prints the bundle's path, then its size and shape, on stdout.
+fn report(info: &BundleInfo, what: &str, t0: Instant) {
+    let l = &info.layout;
+    println!("{}", info.path.display());
+    println!(
+        "  {:.1} MiB: {} × {} neurons, records of {} bytes (gate {} {} + up {} {} + down {} Q8_0), {} per {}-byte cluster",
+        l.file_bytes() as f64 / (1 << 20) as f64,
+        l.n_layer,
+        l.n_ff,
+        l.record_bytes,
+        l.gate_bytes,
+        l.gate_type,
+        l.up_bytes,
+        l.up_type,
+        l.down_bytes,
+        l.per_cluster,
+        l.cluster_bytes,
+    );
+    println!("  {what} in {:.2} s", t0.elapsed().as_secs_f64());
+}
+
+/// A progress bar on stderr for `(done, total)` callbacks, redrawn only when it changes.
+fn progress_bar(stage: &str) -> impl FnMut(usize, usize) + '_ {
+    let mut last = String::new();
+    move |done, total| {
+        let width = 30;
+        let filled = (done * width).checked_div(total).unwrap_or(width);
+        let line = format!(
+            "\r  {stage:<30} [{}{}] {done}/{total} layers",
+            "#".repeat(filled),
+            ".".repeat(width - filled)
+        );
+        if line != last {
+            eprint!("{line}");
+            let _ = std::io::stderr().flush();
+            if done == total {
+                eprintln!();
+            }
+            last = line;
+        }
+    }
+}
