@@ -15,6 +15,7 @@
 
 pub mod budget;
 pub mod bundle;
+pub mod cache;
 #[cfg(unix)]
 pub mod io;
 #[cfg(unix)]
