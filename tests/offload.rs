@@ -3,6 +3,9 @@
 
 mod common;
 
+use sparsetop_engine::offload::bundle;
+use sparsetop_engine::sparse::calibrate::{calibrate, CalibrateOptions};
+use sparsetop_engine::sparse::{ProfileData, SparsityConfig};
 use sparsetop_engine::{Model, Session, SessionOptions};
 use std::sync::Arc;
 
@@ -81,4 +84,107 @@ fn a_budget_below_the_fixed_region_is_refused_with_the_minimum() {
     s.set_mem_budget(Some(min + (8 << 20))).unwrap();
     s.set_mem_budget(None).unwrap();
     assert!(s.offload().is_none());
+}
+
+fn profile() -> Arc<ProfileData> {
+    let model = common::model();
+    let text = std::fs::read_to_string(common::project_file("assets/calibration.txt")).unwrap();
+    let tokens = model.tokenizer.encode(&text, true, false).unwrap();
+    let opts = CalibrateOptions {
+        max_tokens: 512,
+        n_ctx: 256,
+        rank: 8,
+        n_threads: 2,
+    };
+    Arc::new(
+        calibrate(&model, &tokens, &opts, &mut |_, _, _| {})
+            .unwrap()
+            .0,
+    )
+}
+
+#[test]
+fn sparse_decode_under_any_budget_gives_the_in_memory_logits() {
+    let profile = profile();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("offload-sparse");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bpath = dir.join("smollm2.bundle");
+    for predictor in [false, true] {
+        let config = SparsityConfig {
+            level: 0.5,
+            predictor,
+        };
+        let mut mem = session(&common::model());
+        mem.set_sparsity(Some(profile.clone()), config).unwrap();
+        let reference = run(&mut mem);
+        let info =
+            bundle::write_bundle(&bpath, &common::model(), &profile, &mut |_, _| {}).unwrap();
+        let (resident, _) = Model::load_resident(common::model_path()).unwrap();
+        let mut s = session(&resident);
+        s.set_sparsity(Some(profile.clone()), config).unwrap();
+        s.set_neuron_bundle(Some(info)).unwrap();
+        let min = s.fixed_region().total();
+        // Fixed region + cold slots only, a partial hot region, everything hot.
+        for extra in [5u64 << 20, 20 << 20, 80 << 20] {
+            s.set_mem_budget(Some(min + extra)).unwrap();
+            s.clear();
+            let got = run(&mut s);
+            let n = s.offload().unwrap().neurons.as_ref().unwrap();
+            eprintln!(
+                "predictor {predictor}, budget +{} MiB: {} hot per layer, {:?}",
+                extra >> 20,
+                n.hot_per_layer(),
+                n.stats
+            );
+            assert!(n.stats.misses + n.stats.cold_hits + n.stats.hot_hits > 0);
+            for (a, b) in reference.iter().zip(&got) {
+                let d = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    d <= 1e-5,
+                    "predictor {predictor}, budget +{extra}: logits differ by {d}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_bundle_cut_short_while_in_use_stops_generation_with_a_clear_error() {
+    let profile = profile();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("offload-fault");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bpath = dir.join("smollm2.bundle");
+    let info = bundle::write_bundle(&bpath, &common::model(), &profile, &mut |_, _| {}).unwrap();
+    let (resident, _) = Model::load_resident(common::model_path()).unwrap();
+    let mut s = session(&resident);
+    let config = SparsityConfig {
+        level: 0.5,
+        predictor: false,
+    };
+    s.set_sparsity(Some(profile.clone()), config).unwrap();
+    s.set_neuron_bundle(Some(info)).unwrap();
+    let min = s.fixed_region().total();
+    s.set_mem_budget(Some(min + (6 << 20))).unwrap();
+    s.eval(&[1, 2, 3, 4], 3).unwrap();
+    s.eval(&[5], 0).unwrap();
+    let before = s.tokens().to_vec();
+    // Cut the file in the middle of the data: later layers' records are gone.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&bpath)
+        .unwrap();
+    f.set_len(std::fs::metadata(&bpath).unwrap().len() / 2)
+        .unwrap();
+    let e = s.eval(&[6], 0).unwrap_err().to_string();
+    assert!(e.contains("smollm2.bundle"), "{e}");
+    assert!(
+        e.contains("short") || e.contains("end of") || e.contains("past"),
+        "{e}"
+    );
+    // Nothing of the failed step stays: the conversation so far is intact.
+    assert_eq!(s.tokens(), &before[..]);
 }

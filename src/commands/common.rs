@@ -32,8 +32,19 @@ pub fn apply_budget(session: &mut Session, budget: &crate::cli::BudgetArgs) -> a
     let Some(b) = budget.mem_budget else {
         return Ok(());
     };
+    if session.sparse().is_some_and(|s| s.config.level > 0.0) {
+        session.set_neuron_bundle(Some(neuron_bundle(session)?))?;
+    }
     session.set_mem_budget(Some(b))?;
     if let Some(o) = session.offload() {
+        if let Some(n) = &o.neurons {
+            eprintln!(
+                "neuron cache: hot region {} records per layer, cold region {} slots ({})",
+                n.hot_per_layer(),
+                n.cold_slots(),
+                sparsetop_engine::offload::budget::mib(n.bytes() as u64)
+            );
+        }
         eprintln!(
             "memory budget {}: fixed region {}; {} of {} FFN layers resident, the rest streamed from the file",
             sparsetop_engine::offload::budget::mib(b),
@@ -53,6 +64,35 @@ pub fn batch_for_budget(batch: usize, budget: &crate::cli::BudgetArgs) -> usize 
         Some(_) => batch.min(64),
         None => batch,
     }
+}
+
+/// The neuron bundle for the session's model and profile: found next to the model or in the
+/// cache, or written now (from the mapped model file, whose pages are dropped afterwards).
+fn neuron_bundle(
+    session: &Session,
+) -> anyhow::Result<sparsetop_engine::offload::bundle::BundleInfo> {
+    use sparsetop_engine::offload::bundle;
+    let model = session.model();
+    let path = model
+        .file
+        .path()
+        .ok_or_else(|| anyhow::anyhow!("a memory budget needs a model read from a file"))?
+        .to_path_buf();
+    let profile = &session.sparse().expect("sparse decode is on").profile;
+    if let Some(info) = bundle::find_bundle(&path, &model.ffn_hash(), profile) {
+        return Ok(info);
+    }
+    eprintln!("writing the neuron bundle for this model (once; `sparsetop convert` does it ahead)");
+    let full = load_model_at(Some(&path))?;
+    let (_, info) = bundle::ensure_bundle(
+        &path,
+        &full,
+        profile,
+        &mut super::convert::progress_bar("writing the neuron bundle"),
+    )?;
+    drop(full);
+    sparsetop_engine::offload::evict_from_page_cache(&path);
+    Ok(info)
 }
 
 /// A session with the flags' context, batch, threads and precision.
@@ -166,6 +206,15 @@ pub fn load_profile(
     } else {
         eprintln!("no sparsity profile for this model yet: calibrating it now (once)");
     }
+    // Calibration runs the FFN densely: a model opened for a budget has no FFN in memory, so
+    // calibrate on the mapped file (once; its pages are dropped afterwards).
+    let full;
+    let model = if model.ffn_in_memory() {
+        model
+    } else {
+        full = load_model_at(Some(model_path))?;
+        &full
+    };
     let path = super::calibrate::make_profile(
         model,
         model_path,

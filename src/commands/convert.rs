@@ -74,7 +74,7 @@ fn report(info: &BundleInfo, what: &str, t0: Instant) {
 }
 
 /// A progress bar on stderr for `(done, total)` callbacks, redrawn only when it changes.
-fn progress_bar(stage: &str) -> impl FnMut(usize, usize) + '_ {
+pub fn progress_bar(stage: &str) -> impl FnMut(usize, usize) + '_ {
     let mut last = String::new();
     move |done, total| {
         let width = 30;

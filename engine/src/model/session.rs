@@ -8,7 +8,9 @@ use super::kv_cache::KvCache;
 use super::Model;
 use crate::error::{Error, Result};
 use crate::offload::budget::FixedRegion;
+use crate::offload::bundle::BundleInfo;
 use crate::offload::io::IoConfig;
+use crate::offload::neurons::NeuronStore;
 use crate::offload::stream::{LayerMats, LayerStream};
 use crate::ops::attention::{attention, AttnScratch, AttnShape};
 use crate::ops::matmul::{matmul, matmul_group, MatmulCtx, MatmulScratch};
@@ -97,13 +99,18 @@ pub struct Session {
     sparse_prefill: bool,
     /// Under a memory budget: where FFN weights come from.
     offload: Option<Offload>,
+    /// The neuron bundle sparse decode reads under a budget.
+    bundle: Option<BundleInfo>,
 }
 
 /// A session's memory budget and the FFN streaming that keeps it.
 pub struct Offload {
     pub budget: u64,
     pub fixed: FixedRegion,
+    /// Dense FFN layers (prefill, and decode at sparsity 0).
     pub stream: LayerStream,
+    /// Sparse decode's neurons, when sparsity is on.
+    pub neurons: Option<NeuronStore>,
 }
 
 /// Number of cores, for the default thread count.
@@ -163,6 +170,7 @@ impl Session {
             sparse: None,
             sparse_prefill: false,
             offload: None,
+            bundle: None,
             model,
         })
     }
@@ -289,19 +297,60 @@ impl Session {
             self.offload = None;
             return Ok(());
         };
-        let fixed = self.fixed_region();
+        let mut fixed = self.fixed_region();
+        let sparse = self.sparse.as_ref().is_some_and(|s| s.config.level > 0.0);
+        let bundle = match (sparse, &self.bundle) {
+            (false, _) => None,
+            (true, Some(b)) => Some(b.clone()),
+            (true, None) => {
+                return Err(Error::Invalid(
+                    "sparse decode under a memory budget reads the neuron bundle: make it with `sparsetop convert`".into(),
+                ))
+            }
+        };
+        let io = IoConfig::default();
+        if let Some(b) = &bundle {
+            // The cold region is working memory every token needs, like the staging buffers.
+            fixed.staging += (NeuronStore::min_cold_slots(&b.layout) * b.layout.record_bytes
+                + io.readers * io.max_read) as u64;
+        }
         let left = fixed.left_for_ffn(budget)?;
         let path = self.model.file.path().ok_or_else(|| {
             Error::Invalid("a memory budget needs a model read from a file".into())
         })?;
-        // Free the old stream's memory before the new one is filled.
+        // Free the old memory before the new is filled.
         self.offload = None;
-        let stream = LayerStream::new(path, &self.model.weights.layers, left, IoConfig::default())?;
+        let (stream, neurons) = match &bundle {
+            None => (
+                LayerStream::new(path, &self.model.weights.layers, left, io)?,
+                None,
+            ),
+            Some(b) => (
+                LayerStream::new(path, &self.model.weights.layers, 0, io.clone())?,
+                Some(NeuronStore::new(
+                    b,
+                    left,
+                    NeuronStore::min_cold_slots(&b.layout),
+                    io,
+                )?),
+            ),
+        };
         self.offload = Some(Offload {
             budget,
             fixed,
             stream,
+            neurons,
         });
+        Ok(())
+    }
+
+    /// The neuron bundle sparse decode reads under a memory budget (checked against this model
+    /// and the sparsity profile in use). Takes effect at the next [`Session::set_mem_budget`].
+    pub fn set_neuron_bundle(&mut self, bundle: Option<BundleInfo>) -> Result<()> {
+        if let (Some(b), Some(sp)) = (&bundle, &self.sparse) {
+            crate::offload::bundle::check_matches(b, &self.model.ffn_hash(), &sp.profile)?;
+        }
+        self.bundle = bundle;
         Ok(())
     }
 
@@ -558,9 +607,9 @@ impl Session {
                 .sparse
                 .as_ref()
                 .is_some_and(|s| s.config.level > 0.0 && (bsz == 1 || self.sparse_prefill));
-            if sparse_on && self.offload.is_some() {
+            if sparse_on && self.offload.as_ref().is_some_and(|o| o.neurons.is_none()) {
                 return Err(Error::Invalid(
-                    "sparse decode under a memory budget is not available yet: use --sparsity 0 with --mem-budget".into(),
+                    "sparsity changed under a memory budget: set the budget again to rebuild the neuron cache".into(),
                 ));
             }
             if sparse_on {
@@ -579,7 +628,8 @@ impl Session {
                         l,
                         &buf.xb[r.clone()],
                         &mut buf.ffn_out,
-                    );
+                        self.offload.as_mut().and_then(|o| o.neurons.as_mut()),
+                    )?;
                     buf.xb[r].copy_from_slice(&buf.ffn_out);
                 }
             } else {

@@ -19,6 +19,8 @@ pub mod cache;
 #[cfg(unix)]
 pub mod io;
 #[cfg(unix)]
+pub mod neurons;
+#[cfg(unix)]
 pub mod stream;
 
 use std::path::Path;

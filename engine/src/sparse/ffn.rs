@@ -14,6 +14,7 @@ use super::down_t::DownT;
 use super::profile::ProfileData;
 use crate::error::Result;
 use crate::model::weights::{LayerWeights, Weights};
+use crate::offload::neurons::NeuronStore;
 use crate::ops::norm::silu;
 use crate::ops::per_thread::PerThread;
 use crate::ops::Precision;
@@ -108,6 +109,10 @@ pub struct SparseFfn {
     act_up: Vec<u8>,
     /// Predictor's rank-space projection of the input.
     z: Vec<f32>,
+    z_next: Vec<f32>,
+    /// Under a budget: by rank, the neurons predicted for this layer and the next.
+    pred_mask: Vec<bool>,
+    next_mask: Vec<bool>,
     /// Active neurons per layer for the last token.
     pub active_counts: Vec<u32>,
     /// Active neurons per layer and band of the hot-first order for the last token
@@ -170,6 +175,9 @@ impl SparseFfn {
             act_gate: vec![0; gate_act.max(4 * n_embd)],
             act_up: vec![0; up_act.max(4 * n_embd)],
             z: vec![0.0; profile.dims.rank],
+            z_next: vec![0.0; profile.dims.rank],
+            pred_mask: vec![true; profile.dims.n_ff],
+            next_mask: vec![true; profile.dims.n_ff],
             active_counts: vec![0; n_layer],
             band_counts: vec![0; n_layer * HEAT_BANDS],
             stats: SparseStats::default(),
@@ -237,7 +245,8 @@ impl SparseFfn {
         l: &LayerWeights,
         xb: &[f32],
         out: &mut [f32],
-    ) {
+        mut store: Option<&mut NeuronStore>,
+    ) -> Result<()> {
         let n_embd = xb.len();
         let n_ff = l.gate.rows;
         let gk = l.gate.kernels;
@@ -256,7 +265,28 @@ impl SparseFfn {
         }
         let use_pred = self.config.predictor;
         let rank = self.profile.dims.rank;
-        let measure_recall = use_pred && self.tokens_seen.is_multiple_of(RECALL_EVERY);
+        // Under a budget only the records prepared are at hand: recall needs the others' gates.
+        let measure_recall =
+            use_pred && store.is_none() && self.tokens_seen.is_multiple_of(RECALL_EVERY);
+        if let Some(st) = store.as_deref_mut() {
+            // The records to read: the predicted ranks (all without the predictor), and ahead of
+            // time the next layer's, predicted from this layer's input (the residual stream
+            // changes little from one layer to the next).
+            let n_layer = self.thresholds.len();
+            self.predict_mask(fk, li, xb, false);
+            let next = li + 1 < n_layer;
+            if next {
+                self.predict_mask(fk, li + 1, xb, true);
+            }
+            let (m, mn) = (&self.pred_mask, &self.next_mask);
+            let need = |r: usize| !use_pred || m[r];
+            let need_next = |r: usize| !use_pred || mn[r];
+            st.prepare(
+                li,
+                &need,
+                next.then_some((li + 1, &need_next as &dyn Fn(usize) -> bool)),
+            )?;
+        }
         if use_pred {
             // z = A · x, with A's rows as f16 bits.
             let a = &self.profile.pred_a[li * rank * n_embd..(li + 1) * rank * n_embd];
@@ -279,6 +309,8 @@ impl SparseFfn {
         let act_u = if shared { act_g } else { &self.act_up[..] };
         let lanes = &self.lanes;
         let slots = &self.slots;
+        let store = store.as_deref();
+        let failed = std::sync::atomic::AtomicBool::new(false);
         let (grb, urb) = (l.gate.row_bytes, l.up.row_bytes);
         let gdata = l.gate.rows_data(file, 0, n_ff);
         let udata = l.up.rows_data(file, 0, n_ff);
@@ -295,9 +327,30 @@ impl SparseFfn {
             slot.missed = 0;
             // Neurons in hot-first order: a chunk is a fixed range of ranks, so the sum does not
             // depend on where a neuron's bytes come from (the map, or the offload cache).
-            for &i in &order[c * CHUNK..((c + 1) * CHUNK).min(n_ff)] {
+            for (k, &i) in order
+                .iter()
+                .enumerate()
+                .take(((c + 1) * CHUNK).min(n_ff))
+                .skip(c * CHUNK)
+            {
                 let i = i as usize;
-                let predicted = !use_pred || {
+                // The neuron's three pieces: from the offload store (rank k), or the map.
+                let (gw, uw, dw) = match store {
+                    Some(st) => match st.record(li, k) {
+                        Ok(Some(r)) => st.split(r),
+                        Ok(None) => continue,
+                        Err(_) => {
+                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            continue;
+                        }
+                    },
+                    None => (
+                        &gdata[i * grb..(i + 1) * grb],
+                        &udata[i * urb..(i + 1) * urb],
+                        dt.row(i),
+                    ),
+                };
+                let predicted = store.is_some() || !use_pred || {
                     let g_est = (fk.dot_f32_f16)(z, &b[i * rank..(i + 1) * rank]);
                     silu(g_est).abs() > tp
                 };
@@ -312,12 +365,7 @@ impl SparseFfn {
                         (fk.dot_f32)(row, xb)
                     }
                 };
-                let sg = silu(dot(
-                    &gdata[i * grb..(i + 1) * grb],
-                    gk,
-                    act_g,
-                    &mut lane.row,
-                ));
+                let sg = silu(dot(gw, gk, act_g, &mut lane.row));
                 if predicted {
                     slot.gate_rows += 1;
                 }
@@ -327,7 +375,7 @@ impl SparseFfn {
                 if predicted {
                     slot.up_rows += 1;
                 }
-                let a = sg * dot(&udata[i * urb..(i + 1) * urb], uk, act_u, &mut lane.row);
+                let a = sg * dot(uw, uk, act_u, &mut lane.row);
                 if a.abs() <= th.act {
                     continue;
                 }
@@ -336,10 +384,23 @@ impl SparseFfn {
                     slot.missed += 1;
                     continue;
                 }
-                axpy(&mut slot.partial, a, dt.row(i));
+                axpy(&mut slot.partial, a, dw);
                 slot.active += 1;
             }
         });
+        if failed.load(std::sync::atomic::Ordering::Relaxed) {
+            // Name the read that failed (the store's I/O engine kept its message).
+            let (path, msg) = store
+                .map(|s| {
+                    let io = s.io();
+                    (io.path().display().to_string(), io.first_error())
+                })
+                .unwrap_or_default();
+            return Err(crate::Error::Invalid(format!(
+                "reading FFN weights from the neuron bundle {path} failed: {}",
+                msg.unwrap_or_else(|| "a read failed".into())
+            )));
+        }
         // Sum the chunks in order (the caller's thread: the pool is idle now).
         out.fill(0.0);
         let (mut gate_rows, mut up_rows, mut active, mut missed) = (0u64, 0u64, 0u64, 0u64);
@@ -369,6 +430,34 @@ impl SparseFfn {
         if measure_recall {
             st.recall_found += active;
             st.recall_total += active + missed;
+        }
+        Ok(())
+    }
+
+    /// Marks, by rank, the neurons of `layer` the predictor selects for input `x` (into
+    /// `next_mask` when `next`, else `pred_mask`).
+    fn predict_mask(&mut self, fk: &FloatKernels, layer: usize, x: &[f32], next: bool) {
+        if !self.config.predictor {
+            return;
+        }
+        let (n_embd, rank) = (x.len(), self.profile.dims.rank);
+        let n_ff = self.profile.dims.n_ff;
+        let a = &self.profile.pred_a[layer * rank * n_embd..(layer + 1) * rank * n_embd];
+        let z = if next { &mut self.z_next } else { &mut self.z };
+        for (k, zk) in z.iter_mut().enumerate() {
+            *zk = (fk.dot_f32_f16)(x, &a[k * n_embd..(k + 1) * n_embd]);
+        }
+        let b = &self.profile.pred_b[layer * n_ff * rank..(layer + 1) * n_ff * rank];
+        let tp = self.pred_thresholds[layer];
+        let order = self.profile.order(layer);
+        let mask = if next {
+            &mut self.next_mask
+        } else {
+            &mut self.pred_mask
+        };
+        for (m, &i) in mask.iter_mut().zip(order) {
+            let i = i as usize;
+            *m = silu((fk.dot_f32_f16)(z, &b[i * rank..(i + 1) * rank])).abs() > tp;
         }
     }
 

@@ -1,0 +1,262 @@
+//! Sparse decode under a memory budget: FFN neurons come from the neuron bundle through a
+//! segmented cache.
+//!
+//! * **Hot region**: per layer, the hottest ranks (the bundle is hot-first, so a prefix), read
+//!   once at start and never evicted.
+//! * **Cold region**: fixed slots of one record each, replaced by CLOCK ([`ClockCache`]); the
+//!   current layer's needed set and the next layer's prefetched records are protected.
+//!
+//! Per layer step, [`NeuronStore::prepare`] resolves every needed rank to the hot region or a cold
+//! slot, issues demand reads for the misses and prefetch reads for the next layer's predicted set,
+//! and compute then takes records as their reads complete ([`NeuronStore::record`]), chunk by
+//! chunk, so compute overlaps the reads still in flight. All memory is allocated up front.
+
+use super::bundle::{BundleInfo, BundleLayout};
+use super::cache::ClockCache;
+use super::io::{Completion, CompletionState, IoConfig, IoEngine, ReadRequest};
+use crate::error::{Error, Result};
+
+/// Where a rank's record is for the current step.
+const LOC_NONE: u32 = u32::MAX;
+const LOC_HOT: u32 = u32::MAX - 1;
+
+/// Counters since the store was made (or reset).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NeuronStats {
+    /// Needed records found in the hot region.
+    pub hot_hits: u64,
+    /// Needed records found in the cold region.
+    pub cold_hits: u64,
+    /// Needed records read on demand.
+    pub misses: u64,
+    /// Records read ahead for the next layer; later needed; evicted unneeded.
+    pub prefetched: u64,
+    pub prefetch_used: u64,
+    pub prefetch_wasted: u64,
+    /// Record bytes asked of the file.
+    pub bytes_read: u64,
+}
+
+impl NeuronStats {
+    /// Share of needed records that were in memory.
+    pub fn hit_rate(&self) -> f64 {
+        let all = self.hot_hits + self.cold_hits + self.misses;
+        (self.hot_hits + self.cold_hits) as f64 / all.max(1) as f64
+    }
+}
+
+/// A model's FFN neurons under a budget.
+pub struct NeuronStore {
+    // Dropped first: the readers stop before the memory they fill goes away.
+    io: IoEngine,
+    layout: BundleLayout,
+    hot_n: usize,
+    hot: Vec<Box<[u8]>>,
+    cold: Box<[u8]>,
+    done: Box<[Completion]>,
+    inflight: Vec<bool>,
+    /// Slot holds a prefetched record not yet used.
+    prefetched: Vec<bool>,
+    clock: ClockCache,
+    /// Rank → location for the layer being computed.
+    loc: Vec<u32>,
+    reqs: Vec<ReadRequest>,
+    pub stats: NeuronStats,
+}
+
+// SAFETY: the raw pointers in `reqs` are only scratch between building and submitting requests on
+// the owning thread; the shared parts (records, completions) are read-only or atomic.
+unsafe impl Send for NeuronStore {}
+unsafe impl Sync for NeuronStore {}
+
+impl NeuronStore {
+    /// Cold slots needed at least: two layers' worth, so a layer's misses and the next layer's
+    /// prefetch fit together.
+    pub fn min_cold_slots(layout: &BundleLayout) -> usize {
+        2 * layout.n_ff
+    }
+
+    /// Opens the bundle and fills the hot region with up to `hot_bytes` of records (the same
+    /// hottest prefix in every layer), with `cold_slots` slots beside it.
+    pub fn new(info: &BundleInfo, hot_bytes: u64, cold_slots: usize, io: IoConfig) -> Result<Self> {
+        let layout = info.layout;
+        let rec = layout.record_bytes;
+        let hot_n =
+            ((hot_bytes / (rec as u64 * layout.n_layer.max(1) as u64)) as usize).min(layout.n_ff);
+        let cold_slots = cold_slots.max(1);
+        let io = IoEngine::open(&info.path, io)?;
+        let mut s = NeuronStore {
+            io,
+            layout,
+            hot_n,
+            hot: (0..layout.n_layer)
+                .map(|_| vec![0u8; hot_n * rec].into_boxed_slice())
+                .collect(),
+            cold: vec![0u8; cold_slots * rec].into_boxed_slice(),
+            done: (0..cold_slots).map(|_| Completion::new()).collect(),
+            inflight: vec![false; cold_slots],
+            prefetched: vec![false; cold_slots],
+            clock: ClockCache::new(cold_slots, layout.n_layer * layout.n_ff),
+            loc: vec![LOC_NONE; layout.n_ff],
+            reqs: Vec::with_capacity(2 * layout.n_ff),
+            stats: NeuronStats::default(),
+        };
+        // The hot region: one completion per layer is enough, as each layer is waited for whole.
+        let done: Vec<Completion> = (0..hot_n).map(|_| Completion::new()).collect();
+        for l in 0..layout.n_layer {
+            let base = s.hot[l].as_mut_ptr();
+            let reqs: Vec<ReadRequest> = (0..hot_n)
+                .map(|r| ReadRequest {
+                    offset: layout.record_offset(l, r),
+                    len: rec as u32,
+                    // SAFETY: r < hot_n, inside the layer's hot buffer.
+                    dest: unsafe { base.add(r * rec) },
+                    done: &done[r],
+                    prefetch: false,
+                })
+                .collect();
+            // SAFETY: buffers and completions outlive the reads, waited for just below.
+            unsafe { s.io.submit(&reqs) };
+            for d in &done {
+                s.io.wait(d)?;
+            }
+        }
+        Ok(s)
+    }
+
+    /// Records kept per layer in the hot region.
+    pub fn hot_per_layer(&self) -> usize {
+        self.hot_n
+    }
+
+    pub fn cold_slots(&self) -> usize {
+        self.done.len()
+    }
+
+    /// Bytes held by both regions.
+    pub fn bytes(&self) -> usize {
+        self.hot.iter().map(|h| h.len()).sum::<usize>() + self.cold.len()
+    }
+
+    pub fn io(&self) -> &IoEngine {
+        &self.io
+    }
+
+    fn key(&self, layer: usize, rank: usize) -> u32 {
+        (layer * self.layout.n_ff + rank) as u32
+    }
+
+    /// Whether a slot's read may still be landing (then it must not be reused).
+    fn busy(done: &[Completion], inflight: &[bool], s: usize) -> bool {
+        inflight[s] && done[s].state() == CompletionState::Pending
+    }
+
+    /// Resolves the ranks `layer` needs (`need(rank)`), reading the missing ones, and reads ahead
+    /// the ranks `next_need` selects in `next_layer`. Fails when the cold region cannot hold the
+    /// layer's misses (a configuration error: it holds two layers).
+    pub fn prepare(
+        &mut self,
+        layer: usize,
+        need: &dyn Fn(usize) -> bool,
+        next: Option<(usize, &dyn Fn(usize) -> bool)>,
+    ) -> Result<()> {
+        self.clock.next_epoch();
+        self.reqs.clear();
+        let rec = self.layout.record_bytes;
+        let n_ff = self.layout.n_ff;
+        for rank in 0..n_ff {
+            if !need(rank) {
+                self.loc[rank] = LOC_NONE;
+                continue;
+            }
+            if rank < self.hot_n {
+                self.loc[rank] = LOC_HOT;
+                self.stats.hot_hits += 1;
+                continue;
+            }
+            let key = self.key(layer, rank);
+            if let Some(s) = self.clock.lookup(key) {
+                if self.done[s].state() == CompletionState::Failed {
+                    // A failed read's slot holds nothing: read it again.
+                    self.clock.remove(key);
+                } else {
+                    if std::mem::take(&mut self.prefetched[s]) {
+                        self.stats.prefetch_used += 1;
+                    }
+                    self.loc[rank] = s as u32;
+                    self.stats.cold_hits += 1;
+                    continue;
+                }
+            }
+            let s = self.claim(key, layer, rank, false)?;
+            self.loc[rank] = s as u32;
+            self.stats.misses += 1;
+        }
+        if let Some((nl, next_need)) = next {
+            for rank in self.hot_n..n_ff {
+                let key = self.key(nl, rank);
+                if !next_need(rank) || self.clock.contains(key) {
+                    continue;
+                }
+                // Read-ahead is best effort: stop when the cold region is full of protected work.
+                match self.claim(key, nl, rank, true) {
+                    Ok(s) => {
+                        self.prefetched[s] = true;
+                        self.stats.prefetched += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        self.stats.bytes_read += (self.reqs.len() * rec) as u64;
+        // SAFETY: every request targets a distinct claimed slot (protected from eviction this
+        // epoch and not reused while busy) of memory this store owns, with its own completion.
+        unsafe { self.io.submit(&self.reqs) };
+        Ok(())
+    }
+
+    /// Gives `key` a cold slot and queues its read.
+    fn claim(&mut self, key: u32, layer: usize, rank: usize, prefetch: bool) -> Result<usize> {
+        let (done, inflight) = (&self.done, &self.inflight);
+        let Some(ins) = self.clock.insert(key, &|s| Self::busy(done, inflight, s)) else {
+            return Err(Error::Invalid(format!(
+                "the neuron cache's cold region ({} slots) cannot hold one layer's needed neurons: raise the memory budget",
+                self.done.len()
+            )));
+        };
+        let s = ins.slot;
+        if std::mem::take(&mut self.prefetched[s]) {
+            self.stats.prefetch_wasted += 1;
+        }
+        let rec = self.layout.record_bytes;
+        self.inflight[s] = true;
+        self.reqs.push(ReadRequest {
+            offset: self.layout.record_offset(layer, rank),
+            len: rec as u32,
+            dest: self.cold[s * rec..(s + 1) * rec].as_mut_ptr(),
+            done: &self.done[s],
+            prefetch,
+        });
+        Ok(s)
+    }
+
+    /// The record of `rank` for the layer last prepared, waiting for its read; `None` when it was
+    /// not needed.
+    pub fn record(&self, layer: usize, rank: usize) -> Result<Option<&[u8]>> {
+        let rec = self.layout.record_bytes;
+        match self.loc[rank] {
+            LOC_NONE => Ok(None),
+            LOC_HOT => Ok(Some(&self.hot[layer][rank * rec..(rank + 1) * rec])),
+            s => {
+                let s = s as usize;
+                self.io.wait(&self.done[s])?;
+                Ok(Some(&self.cold[s * rec..(s + 1) * rec]))
+            }
+        }
+    }
+
+    /// Splits a record into its gate row, up row and down column.
+    pub fn split<'a>(&self, record: &'a [u8]) -> (&'a [u8], &'a [u8], &'a [u8]) {
+        self.layout.split_record(record)
+    }
+}
