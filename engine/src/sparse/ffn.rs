@@ -10,7 +10,7 @@
 //! the output in its own buffer, and the buffers are summed at the end: one parallel section per
 //! layer.
 
-use super::down_t::{axpy_q8_0, DownT};
+use super::down_t::DownT;
 use super::profile::ProfileData;
 use crate::error::Result;
 use crate::model::weights::{LayerWeights, Weights};
@@ -287,7 +287,7 @@ impl SparseFfn {
                     (uk.dequantize)(uw, &mut lane.row);
                     (fk.dot_f32)(&lane.row, xb)
                 };
-                axpy_q8_0(&mut slot.partial, sg * u, dt.row(i));
+                (fk.axpy_q8_0)(&mut slot.partial, sg * u, dt.row(i));
                 slot.active += 1;
             }
         });
