@@ -3,10 +3,17 @@
 //! threads. Throughput is in weight bytes, so criterion reports how close a kernel gets to memory
 //! bandwidth.
 //!
-//! `cargo bench -p sparsetop-engine --bench kernels` (filter with e.g. `-- Q4_1/avx512`).
+//! Also the sparse FFN's down-projection kernels (`axpy_q8_0`, `axpy_q8_0_x4`): every row of a
+//! neuron-major Q8_0 copy of `down` added to one f32 accumulator, as a decode step does for its
+//! active neurons; throughput in row bytes.
+//!
+//! `cargo bench -p sparsetop-engine --bench kernels` (filter with e.g. `-- Q4_1/avx512` or
+//! `-- axpy`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sparsetop_engine::quant::{available_tiers, kernels_for, quantize_activations};
+use sparsetop_engine::quant::{
+    available_tiers, float_kernels_for, kernels_for, quantize_activations,
+};
 use sparsetop_engine::threadpool::ThreadPool;
 use sparsetop_engine::GgmlType;
 use std::time::Duration;
@@ -105,5 +112,53 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// Neurons (rows of the `down` copy) per axpy benchmark: SmolLM2-135M's n_ff. At n_embd 576 the
+/// rows (940 KB) sit in L2 as in decode; at 4096 (6.7 MB) they stream from L3.
+const AXPY_ROWS: usize = 1536;
+
+fn bench_axpy(c: &mut Criterion) {
+    for n in [576usize, 4096] {
+        let rb = GgmlType::Q8_0.row_bytes(n as u64).unwrap() as usize;
+        let src: Vec<f32> = (0..AXPY_ROWS * n)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let mut rows = vec![0u8; AXPY_ROWS * rb];
+        for (r, dst) in rows.chunks_exact_mut(rb).enumerate() {
+            quantize_activations(GgmlType::Q8_0, &src[r * n..(r + 1) * n], dst);
+        }
+        let alphas: Vec<f32> = (0..AXPY_ROWS).map(|i| (i % 7) as f32 * 0.1 - 0.3).collect();
+        let row = |i: usize| &rows[i * rb..(i + 1) * rb];
+        for x4 in [false, true] {
+            let name = if x4 { "axpy_q8_0_x4" } else { "axpy_q8_0" };
+            let mut g = c.benchmark_group(format!("{name}/n{n}"));
+            g.throughput(Throughput::Bytes(rows.len() as u64))
+                .sample_size(20)
+                .warm_up_time(Duration::from_millis(300))
+                .measurement_time(Duration::from_secs(1));
+            for &tier in available_tiers() {
+                let fk = float_kernels_for(tier);
+                let mut y = vec![0f32; n];
+                g.bench_function(tier.name(), |b| {
+                    b.iter(|| {
+                        if x4 {
+                            for i in (0..AXPY_ROWS).step_by(4) {
+                                let a = [alphas[i], alphas[i + 1], alphas[i + 2], alphas[i + 3]];
+                                let r = [row(i), row(i + 1), row(i + 2), row(i + 3)];
+                                (fk.axpy_q8_0_x4)(&mut y, a, r);
+                            }
+                        } else {
+                            for (i, &a) in alphas.iter().enumerate() {
+                                (fk.axpy_q8_0)(&mut y, a, row(i));
+                            }
+                        }
+                        y[0]
+                    })
+                });
+            }
+            g.finish();
+        }
+    }
+}
+
+criterion_group!(benches, bench, bench_axpy);
 criterion_main!(benches);

@@ -51,13 +51,9 @@ impl DownT {
     }
 }
 
-/// `y += alpha · dequant(row)` for a Q8_0 row.
-#[inline]
+/// `y += alpha · dequant(row)` for a Q8_0 row, with the active tier's kernel (see
+/// [`quant::FloatKernels::axpy_q8_0`]). A convenience: it looks the tier up on every call, so hot
+/// loops call the kernel of a [`quant::FloatKernels`] table they hold instead.
 pub fn axpy_q8_0(y: &mut [f32], alpha: f32, row: &[u8]) {
-    for (yb, b) in y.chunks_exact_mut(32).zip(row.chunks_exact(34)) {
-        let d = half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32() * alpha;
-        for (y, &q) in yb.iter_mut().zip(&b[2..34]) {
-            *y += d * (q as i8) as f32;
-        }
-    }
+    (quant::float_kernels().axpy_q8_0)(y, alpha, row)
 }

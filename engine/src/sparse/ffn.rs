@@ -315,7 +315,6 @@ impl SparseFfn {
         let gdata = l.gate.rows_data(file, 0, n_ff);
         let udata = l.up.rows_data(file, 0, n_ff);
         let n_chunks = n_ff.div_ceil(CHUNK);
-        let axpy: fn(&mut [f32], f32, &[u8]) = super::down_t::axpy_q8_0;
         pool.for_each_chunk(n_chunks, &|tid, c| {
             // SAFETY: each pool thread uses only its own lane, and each chunk only its own slot.
             let lane = unsafe { lanes.get(tid) };
@@ -384,7 +383,7 @@ impl SparseFfn {
                     slot.missed += 1;
                     continue;
                 }
-                axpy(&mut slot.partial, a, dw);
+                (fk.axpy_q8_0)(&mut slot.partial, a, dw);
                 slot.active += 1;
             }
         });

@@ -68,6 +68,7 @@ macro_rules! entry_points {
     };
 }
 
+mod axpy;
 mod f16;
 mod f32;
 mod fp;
@@ -156,6 +157,8 @@ static FLOAT: FloatKernels = FloatKernels {
     dot_f32: f32::dot,
     dot_f32_f16: f16::dot_f32_f16,
     axpy_f16: f16::axpy_f16,
+    axpy_q8_0: axpy::axpy_q8_0,
+    axpy_q8_0_x4: axpy::axpy_q8_0_x4,
 };
 
 /// The tier's float kernels, if this module has any.

@@ -6,6 +6,7 @@
 //! i32 with `vpmaddwd` and accumulates `dx · dy · Σ` in f32 lanes. The integer sum of each block is
 //! exact, as in the scalar kernels; only the float accumulation order differs.
 
+pub(crate) mod axpy;
 pub(crate) mod blocks;
 pub(crate) mod float;
 pub(crate) mod kquants;
