@@ -96,6 +96,12 @@ pub struct CacheSample {
     pub bytes_read: u64,
     pub prefetch_used: u64,
     pub prefetch_wasted: u64,
+    /// Bytes held by the hot region (neurons, or whole FFN layers in dense streaming).
+    #[serde(default)]
+    pub hot_bytes: u64,
+    /// Bytes held by the cold region (neuron slots, or the layer staging buffers).
+    #[serde(default)]
+    pub cold_bytes: u64,
 }
 
 /// I/O pipeline state, sampled per decoded token.

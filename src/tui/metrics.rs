@@ -184,6 +184,8 @@ mod tests {
             bytes_read: 0,
             prefetch_used: 0,
             prefetch_wasted: 0,
+            hot_bytes: 0,
+            cold_bytes: 0,
         }));
         assert_eq!(m.cache_hit.last(), Some(75.0));
         assert!(!m.has_io());

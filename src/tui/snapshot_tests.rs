@@ -58,6 +58,8 @@ fn telemetry() -> Vec<Event> {
             bytes_read: 3 << 20,
             prefetch_used: 10,
             prefetch_wasted: 2,
+            hot_bytes: 300 << 20,
+            cold_bytes: 4 << 20,
         }));
         evs.push(Event::Io(IoSample {
             queue_depth: i % 9,

@@ -18,7 +18,10 @@ use crate::ops::norm::{rms_norm_rows, swiglu};
 use crate::ops::Precision;
 use crate::quant;
 use crate::sparse::{ProfileData, SparseFfn, SparsityConfig};
-use crate::telemetry::{Event, Phase, SessionInfo, SparsitySample, TelemetrySender, TokenSample};
+use crate::telemetry::{
+    CacheSample, Event, IoSample, MemorySample, Phase, SessionInfo, SparsitySample,
+    TelemetrySender, TokenSample,
+};
 use crate::threadpool::ThreadPool;
 use std::sync::Arc;
 
@@ -103,6 +106,87 @@ pub struct Session {
     bundle: Option<BundleInfo>,
 }
 
+/// Counters at the last telemetry sample, to report per-token deltas.
+#[derive(Default)]
+struct Seen {
+    hits: u64,
+    misses: u64,
+    bytes: u64,
+    used: u64,
+    wasted: u64,
+    io_latency_us: u64,
+    io_requests: u64,
+}
+
+impl Offload {
+    /// Sends one token's cache, I/O and memory samples (deltas since the last call).
+    fn send_telemetry(&mut self, t: &TelemetrySender, kv_bytes: u64) {
+        let st = self.stream.stats;
+        let (mut hits, mut misses, mut bytes, mut used, mut wasted) = (
+            st.resident_uses,
+            st.streamed_uses,
+            st.bytes_read,
+            st.prefetched,
+            0,
+        );
+        let (mut hot, mut cold) = (
+            (self.stream.bytes() - self.stream.staging_bytes()) as u64,
+            self.stream.staging_bytes() as u64,
+        );
+        let mut io = self.stream.io().stats();
+        if let Some(n) = &self.neurons {
+            let s = n.stats;
+            hits += s.hot_hits + s.cold_hits;
+            misses += s.misses;
+            bytes += s.bytes_read;
+            used += s.prefetch_used;
+            wasted += s.prefetch_wasted;
+            hot += n.hot_bytes() as u64;
+            cold += n.cold_bytes() as u64;
+            let ni = n.io().stats();
+            io.queue_depth += ni.queue_depth;
+            io.in_flight += ni.in_flight;
+            io.latency_us_sum += ni.latency_us_sum;
+            io.requests += ni.requests;
+        }
+        let seen = &mut self.seen;
+        t.send(Event::Cache(CacheSample {
+            hits: hits - seen.hits,
+            misses: misses - seen.misses,
+            bytes_read: bytes - seen.bytes,
+            prefetch_used: used - seen.used,
+            prefetch_wasted: wasted - seen.wasted,
+            hot_bytes: hot,
+            cold_bytes: cold,
+        }));
+        let reqs = io.requests - seen.io_requests;
+        t.send(Event::Io(IoSample {
+            queue_depth: io.queue_depth,
+            in_flight: io.in_flight,
+            read_latency_us: if reqs > 0 {
+                (io.latency_us_sum - seen.io_latency_us) as f32 / reqs as f32
+            } else {
+                0.0
+            },
+            bytes_read: bytes - seen.bytes,
+        }));
+        t.send(Event::Memory(MemorySample {
+            // The fixed region (staging and cold slots included) and the hot region.
+            resident: self.fixed.total() - self.fixed.kv + kv_bytes + hot,
+            budget: Some(self.budget),
+        }));
+        *seen = Seen {
+            hits,
+            misses,
+            bytes,
+            used,
+            wasted,
+            io_latency_us: io.latency_us_sum,
+            io_requests: io.requests,
+        };
+    }
+}
+
 /// A session's memory budget and the FFN streaming that keeps it.
 pub struct Offload {
     pub budget: u64,
@@ -111,6 +195,7 @@ pub struct Offload {
     pub stream: LayerStream,
     /// Sparse decode's neurons, when sparsity is on.
     pub neurons: Option<NeuronStore>,
+    seen: Seen,
 }
 
 /// Number of cores, for the default thread count.
@@ -340,6 +425,7 @@ impl Session {
             fixed,
             stream,
             neurons,
+            seen: Seen::default(),
         });
         Ok(())
     }
@@ -469,6 +555,11 @@ impl Session {
                     level: sp.config.level,
                     predictor: sp.config.predictor,
                 }));
+            }
+        }
+        if let (Some(t), Some(o)) = (&self.telemetry, self.offload.as_mut()) {
+            if tokens.len() == 1 {
+                o.send_telemetry(t, self.kv.bytes() as u64);
             }
         }
         if let Some(t) = &self.telemetry {

@@ -138,6 +138,14 @@ impl NeuronStore {
         self.hot.iter().map(|h| h.len()).sum::<usize>() + self.cold.len()
     }
 
+    pub fn hot_bytes(&self) -> usize {
+        self.hot.iter().map(|h| h.len()).sum()
+    }
+
+    pub fn cold_bytes(&self) -> usize {
+        self.cold.len()
+    }
+
     pub fn io(&self) -> &IoEngine {
         &self.io
     }

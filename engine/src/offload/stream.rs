@@ -146,6 +146,11 @@ impl LayerStream {
             + self.staging.iter().map(|s| s.buf.len()).sum::<usize>()
     }
 
+    /// Bytes of the two staging buffers.
+    pub fn staging_bytes(&self) -> usize {
+        self.staging.iter().map(|s| s.buf.len()).sum()
+    }
+
     /// The I/O engine (for its counters).
     pub fn io(&self) -> &IoEngine {
         &self.io
