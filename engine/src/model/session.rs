@@ -710,6 +710,20 @@ impl Session {
                         sp.begin_token();
                     }
                     let r = b * e..(b + 1) * e;
+                    // In memory without the predictor every gate row is read anyway: take gate
+                    // and up as the dense path does (one sequential pass over the rows), and let
+                    // the sparse FFN choose neurons and add their `down` columns.
+                    let pre = if self.offload.is_none() && !sp.config.predictor {
+                        matmul_group(
+                            &mut mm,
+                            &buf.xb[r.clone()],
+                            1,
+                            &mut [(&l.gate, &mut buf.gate[..ff]), (&l.up, &mut buf.up[..ff])],
+                        );
+                        Some((&buf.gate[..ff], &buf.up[..ff]))
+                    } else {
+                        None
+                    };
                     sp.forward(
                         pool,
                         mm.float,
@@ -720,6 +734,7 @@ impl Session {
                         &buf.xb[r.clone()],
                         &mut buf.ffn_out,
                         self.offload.as_mut().and_then(|o| o.neurons.as_mut()),
+                        pre,
                     )?;
                     buf.xb[r].copy_from_slice(&buf.ffn_out);
                 }

@@ -246,13 +246,14 @@ impl SparseFfn {
         xb: &[f32],
         out: &mut [f32],
         mut store: Option<&mut NeuronStore>,
+        pre: Option<(&[f32], &[f32])>,
     ) -> Result<()> {
         let n_embd = xb.len();
         let n_ff = l.gate.rows;
         let gk = l.gate.kernels;
         let uk = l.up.kernels;
         let fast = precision == Precision::Fast;
-        if fast {
+        if fast && pre.is_none() {
             let gvdt = gk.vec_dot_type;
             let n = gvdt.row_bytes(n_embd as u64).expect("block multiple") as usize;
             quant::quantize_activations(gvdt, xb, &mut self.act_gate[..n]);
@@ -364,7 +365,10 @@ impl SparseFfn {
                         (fk.dot_f32)(row, xb)
                     }
                 };
-                let sg = silu(dot(gw, gk, act_g, &mut lane.row));
+                let sg = silu(match pre {
+                    Some((g, _)) => g[i],
+                    None => dot(gw, gk, act_g, &mut lane.row),
+                });
                 if predicted {
                     slot.gate_rows += 1;
                 }
@@ -374,7 +378,11 @@ impl SparseFfn {
                 if predicted {
                     slot.up_rows += 1;
                 }
-                let a = sg * dot(uw, uk, act_u, &mut lane.row);
+                let a = sg
+                    * match pre {
+                        Some((_, u)) => u[i],
+                        None => dot(uw, uk, act_u, &mut lane.row),
+                    };
                 if a.abs() <= th.act {
                     continue;
                 }
@@ -416,6 +424,10 @@ impl SparseFfn {
             up_rows += slot.up_rows as u64;
             active += slot.active as u64;
             missed += slot.missed as u64;
+        }
+        if pre.is_some() {
+            // Gate and up were computed for every neuron.
+            (gate_rows, up_rows) = (n_ff as u64, n_ff as u64);
         }
         self.active_counts[li] = active as u32;
         let st = &mut self.stats;
