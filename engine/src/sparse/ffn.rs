@@ -325,6 +325,9 @@ impl SparseFfn {
             slot.up_rows = 0;
             slot.active = 0;
             slot.missed = 0;
+            let mut pend_a = [0f32; 4];
+            let mut pend_w: [&[u8]; 4] = [&[]; 4];
+            let mut npend = 0;
             // Neurons in hot-first order: a chunk is a fixed range of ranks, so the sum does not
             // depend on where a neuron's bytes come from (the map, or the offload cache).
             for (k, &i) in order
@@ -391,8 +394,19 @@ impl SparseFfn {
                     slot.missed += 1;
                     continue;
                 }
-                (fk.axpy_q8_0)(&mut slot.partial, a, dw);
+                // Four columns per pass over the partial sum (its loads and stores cost more than
+                // a column's bytes); same result bits as four single calls.
+                pend_a[npend] = a;
+                pend_w[npend] = dw;
+                npend += 1;
+                if npend == 4 {
+                    (fk.axpy_q8_0_x4)(&mut slot.partial, pend_a, pend_w);
+                    npend = 0;
+                }
                 slot.active += 1;
+            }
+            for k in 0..npend {
+                (fk.axpy_q8_0)(&mut slot.partial, pend_a[k], pend_w[k]);
             }
         });
         if failed.load(std::sync::atomic::Ordering::Relaxed) {
