@@ -84,8 +84,6 @@ struct Symbol {
 /// Buffers reused across the words of one `encode` call.
 #[derive(Default)]
 struct Scratch {
-    words: Vec<(usize, usize)>,
-    next_words: Vec<(usize, usize)>,
     symbols: Vec<Symbol>,
     queue: BinaryHeap<Candidate>,
     chars: String,
@@ -174,20 +172,37 @@ impl BpeModel {
         if text.is_empty() {
             return Ok(());
         }
-        let mut s = Scratch::default();
-        s.words.push((0, text.len()));
-        for re in &self.regexes {
-            s.next_words.clear();
-            for &(a, b) in &s.words {
-                split_isolated(re, &text[a..b], a, &mut s.next_words);
-            }
-            std::mem::swap(&mut s.words, &mut s.next_words);
-        }
-        let words = std::mem::take(&mut s.words);
-        for &(a, b) in &words {
-            self.encode_word(vocab, &text.as_bytes()[a..b], &mut s, out);
-        }
+        self.split(0, vocab, text, &mut Scratch::default(), out);
         Ok(())
+    }
+
+    /// `Split(regex, Isolated)` with `regexes[level]` on `piece`, each resulting piece split by the
+    /// next regexes and then encoded, left to right — the order in which the `tokenizers` pipeline,
+    /// which splits the whole text by one regex before applying the next, emits them. Depth first,
+    /// so that no list of all the words of the text is ever built: the input can be large.
+    ///
+    /// As in `tokenizers`, the pieces are the matches and the text between them, empty ones
+    /// dropped, and a regex error (fancy-regex's backtrack limit) ends the matching: the rest of the
+    /// piece stays one unmatched piece.
+    fn split(&self, level: usize, vocab: &Vocab, piece: &str, s: &mut Scratch, out: &mut Vec<u32>) {
+        let Some(re) = self.regexes.get(level) else {
+            self.encode_word(vocab, piece.as_bytes(), s, out);
+            return;
+        };
+        let mut prev = 0;
+        for m in re.find_iter(piece) {
+            let Ok(m) = m else { break };
+            if prev != m.start() {
+                self.split(level + 1, vocab, &piece[prev..m.start()], s, out);
+            }
+            if m.start() != m.end() {
+                self.split(level + 1, vocab, m.as_str(), s, out);
+            }
+            prev = m.end();
+        }
+        if prev != piece.len() {
+            self.split(level + 1, vocab, &piece[prev..], s, out);
+        }
     }
 
     /// One pre-tokenized word: the `tokenizers` BPE `tokenize` (without its cache, which does not
@@ -280,26 +295,6 @@ impl BpeModel {
             }
         }
         out.extend(symbols.iter().filter(|s| s.len != 0).map(|s| s.id));
-    }
-}
-
-/// `Split(regex, Isolated)` on one piece: the matches and the text between them, in order, empty
-/// pieces dropped; offsets shifted by `base`. As in `tokenizers`, a regex error (fancy-regex's
-/// backtrack limit) ends the matching and the rest of the piece stays one unmatched piece.
-fn split_isolated(re: &Regex, s: &str, base: usize, out: &mut Vec<(usize, usize)>) {
-    let mut prev = 0;
-    for m in re.find_iter(s) {
-        let Ok(m) = m else { break };
-        if prev != m.start() {
-            out.push((base + prev, base + m.start()));
-        }
-        if m.start() != m.end() {
-            out.push((base + m.start(), base + m.end()));
-        }
-        prev = m.end();
-    }
-    if prev != s.len() {
-        out.push((base + prev, base + s.len()));
     }
 }
 
