@@ -5,8 +5,9 @@
 //! ```
 //!
 //! Defaults: the default model (SmolLM2-135M-Instruct) from the cache, and `assets/calibration.txt`.
-//! The GGUF metadata is loaded first (`GgufFile::open`); the figures are what `Tokenizer::from_gguf`
-//! adds on top of that, read from `/proc/self/status`:
+//! The GGUF metadata is loaded first (`GgufFile::open`, whose own cost is shown for context: it
+//! holds every token and merge string again, as `Value::String`s); the figures are what
+//! `Tokenizer::from_gguf` adds on top of that, read from `/proc/self/status`:
 //! - `VmRSS` / `RssAnon`: resident memory, all and anonymous (heap) only, once the tokenizer is
 //!   built. The allocator may keep freed construction scratch mapped; the same figures are shown
 //!   again after `malloc_trim` (glibc) to separate what the tokenizer keeps from what the allocator
@@ -72,8 +73,10 @@ fn main() {
     });
     let text = std::fs::read_to_string(&text_path).expect("read the text file");
 
+    let start = mem();
     let file = GgufFile::open(&model).expect("open the model");
     trim();
+    let opened = mem();
     // Reset the peak so that VmHWM below is the peak of construction.
     let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let before = mem();
@@ -88,6 +91,11 @@ fn main() {
         model.display(),
         tok.n_vocab(),
         tok.pre()
+    );
+    println!(
+        "GgufFile::open (for context; not the tokenizer's): VmRSS {}, RssAnon {}",
+        mib(opened.rss - start.rss),
+        mib(opened.anon - start.anon)
     );
     println!("build: {:.1} ms", build.as_secs_f64() * 1e3);
     println!("tokenizer built (delta from the loaded metadata):");
