@@ -10,8 +10,9 @@
 //! Why not the `tokenizers` crate any more: memory. Its BPE model keeps the vocab twice as
 //! `HashMap<String, u32>` and `HashMap<u32, String>` (one heap allocation per token each, on top of
 //! our own copy of the texts) plus a merge map and a per-thread word cache; for a 49k-token vocab
-//! that was ~12 MB of RSS after construction and ~3 MB more once it had encoded some text, where
-//! this model needs the merge table (~1 MB) and reads token texts from the shared compact `Vocab`.
+//! that was ~9 MB of RSS, plus ~3 MB while building (the merges as `String` pairs, which its
+//! builder takes) and ~3 MB more once its cache had seen a few pages of text, where this model
+//! needs the merge table (~1 MB) and reads token texts from the shared compact `Vocab`.
 //! `tests/tokenizer_golden.rs` checks the result against llama.cpp, and a test there compares it
 //! with the `tokenizers` pipeline on many strings.
 
