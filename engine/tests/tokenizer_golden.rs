@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 use sparsetop_engine::chat::{ChatMessage, ChatTemplate};
-use sparsetop_engine::gguf::GgufFile;
-use sparsetop_engine::tokenizer::{StreamDecoder, Tokenizer};
+use sparsetop_engine::gguf::{GgufFile, Metadata, Value as MdValue};
+use sparsetop_engine::tokenizer::{pre_spec, StreamDecoder, TokenAttr, Tokenizer, KNOWN_PRE};
 use std::sync::OnceLock;
 
 const TOKENIZE: &str = include_str!(concat!(
@@ -20,6 +20,10 @@ const PERPLEXITY: &str = include_str!(concat!(
     "/../tests/golden/perplexity.json"
 ));
 const GPL3: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/GPL-3.txt"));
+const CALIBRATION: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../assets/calibration.txt"
+));
 
 struct Model {
     file: GgufFile,
@@ -202,4 +206,141 @@ fn stream_decoder_never_splits_characters() {
     let mut d = StreamDecoder::new();
     assert_eq!(d.push(t, ids[0]), "");
     assert_eq!(d.flush(), "\u{FFFD}");
+}
+
+/// The `tokenizers` crate pipeline the gpt2 tokenizer used to run (and that
+/// `engine/src/tokenizer/bpe.rs` transcribes): `Split(regex, Isolated)` per `pre` regex, `ByteLevel`
+/// without prefix space or regex, and its BPE with the GGUF merges whose halves and result are tokens.
+fn hf_pipeline(tok: &Tokenizer, md: &Metadata, pre: &str) -> tokenizers::Tokenizer {
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+    let spec = pre_spec(Some(pre)).unwrap();
+    let vocab: tokenizers::models::bpe::Vocab = (0..tok.n_vocab() as u32)
+        .map(|i| (tok.token_text(i).unwrap().to_string(), i))
+        .collect();
+    let mut pairs = Vec::new();
+    for m in md.str_array("tokenizer.ggml.merges").unwrap().unwrap() {
+        let pos = m.as_bytes()[1..].iter().position(|&c| c == b' ').unwrap() + 1;
+        let (a, b) = (&m[..pos], &m[pos + 1..]);
+        if vocab.contains_key(a) && vocab.contains_key(b) && vocab.contains_key(&format!("{a}{b}"))
+        {
+            pairs.push((a.to_string(), b.to_string()));
+        }
+    }
+    let model = tokenizers::models::bpe::BPE::builder()
+        .vocab_and_merges(vocab, pairs)
+        .ignore_merges(spec.ignore_merges)
+        .build()
+        .unwrap();
+    let mut pre_tok: Vec<tokenizers::pre_tokenizers::PreTokenizerWrapper> = spec
+        .regexes
+        .iter()
+        .map(|re| {
+            Split::new(
+                SplitPattern::Regex(re.to_string()),
+                tokenizers::SplitDelimiterBehavior::Isolated,
+                false,
+            )
+            .unwrap()
+            .into()
+        })
+        .collect();
+    pre_tok.push(ByteLevel::new(false, false, false).into());
+    let mut tk = tokenizers::Tokenizer::new(model);
+    tk.with_pre_tokenizer(Some(tokenizers::pre_tokenizers::sequence::Sequence::new(
+        pre_tok,
+    )));
+    tk
+}
+
+/// Texts that stress the pre-tokenizer regexes and the merges: the golden texts, real prose, and
+/// seeded random mixes of scripts, digits, whitespace, contractions, emoji and vocab pieces.
+fn parity_corpus(tok: &Tokenizer) -> Vec<String> {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let mut texts: Vec<String> = json(TOKENIZE)["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap().to_string())
+        .collect();
+    texts.push(GPL3.to_string());
+    texts.push(CALIBRATION.to_string());
+    texts.extend(CALIBRATION.lines().map(str::to_string));
+    let chars: Vec<char> = concat!(
+        "aZq Ee0179 \t\n\r\u{0b}\u{0c}\u{a0}\u{2009}\u{3000}\u{85}",
+        "'\"-_.,;:!?()[]{}<>|/\\@#$%^&*+=~`",
+        "éßЖжαاשह你好の한\u{301}\u{200d}\u{fe0f}😀👍🏽—…«»。、¿٣²½Ⅻ𝔘",
+    )
+    .chars()
+    .collect();
+    let units = [
+        "'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'LL", "  ", "\n\n", " \n", "123456",
+    ];
+    let mut rng = StdRng::seed_from_u64(0x70c);
+    for _ in 0..3000 {
+        let mut s = String::new();
+        for _ in 0..rng.random_range(1..40) {
+            match rng.random_range(0..10) {
+                0..=4 => s.push(chars[rng.random_range(0..chars.len())]),
+                5..=8 => {
+                    let id = rng.random_range(0..tok.n_vocab() as u32);
+                    s.push_str(&String::from_utf8_lossy(tok.token_bytes(id, false)));
+                }
+                _ => s.push_str(units[rng.random_range(0..units.len())]),
+            }
+        }
+        texts.push(s);
+    }
+    for _ in 0..300 {
+        let bytes: Vec<u8> = (0..rng.random_range(1..64)).map(|_| rng.random()).collect();
+        texts.push(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    texts
+}
+
+#[test]
+fn bpe_matches_the_tokenizers_crate_for_every_pre_family() {
+    let m = model();
+    let md = &m.file.metadata;
+    let corpus = parity_corpus(&m.tok);
+    let mut families = Vec::new();
+    for pre in KNOWN_PRE {
+        let family = pre_spec(Some(pre)).unwrap().family;
+        if families.contains(&family) {
+            continue;
+        }
+        families.push(family);
+        // The model's vocab and merges under another `pre`.
+        let entries = md
+            .entries()
+            .iter()
+            .map(|(k, v)| {
+                let v = match k.as_str() {
+                    "tokenizer.ggml.pre" => MdValue::String(pre.to_string()),
+                    _ => v.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        let md = Metadata::from_entries(entries).unwrap();
+        let ours = Tokenizer::from_gguf(&md).unwrap();
+        let hf = hf_pipeline(&ours, &md, pre);
+        // Our encode cuts USER_DEFINED tokens out even without parse_special; the pipeline does not.
+        let user_defined: Vec<&str> = (0..ours.n_vocab() as u32)
+            .filter(|&i| ours.token_attr(i) == Some(TokenAttr::UserDefined))
+            .map(|i| ours.token_text(i).unwrap())
+            .collect();
+        let mut compared = 0;
+        for text in &corpus {
+            if user_defined.iter().any(|u| text.contains(u)) {
+                continue;
+            }
+            let want = hf.encode_fast(text.as_str(), false).unwrap();
+            let got = ours.encode(text, false, false).unwrap();
+            assert_eq!(got, want.get_ids(), "pre {pre}: {text:?}");
+            compared += 1;
+        }
+        assert!(compared > 3000, "pre {pre}: only {compared} texts compared");
+    }
 }

@@ -1,8 +1,8 @@
 //! Tokenizer built from GGUF metadata, reproducing llama.cpp's `llama_tokenize` / `llama_detokenize`.
 //!
 //! Two vocab kinds are supported:
-//! - `gpt2`: byte-level BPE, run by the `tokenizers` crate (`bpe.rs`) after the `pre` regex split
-//!   (`pretokenize.rs`);
+//! - `gpt2`: byte-level BPE (`bpe.rs`: the `tokenizers` crate's pipeline, transcribed to keep the
+//!   vocab in memory once) after the `pre` regex split (`pretokenize.rs`);
 //! - `llama`: llama.cpp's SentencePiece-style greedy merge by score with byte fallback (`spm.rs`,
 //!   hand-written; the reason is in that file).
 //!
@@ -21,13 +21,15 @@ mod bpe;
 pub mod pretokenize;
 mod spm;
 mod stream;
+mod vocab;
 
 pub use pretokenize::{pre_spec, PreSpec, KNOWN_PRE};
 pub use stream::StreamDecoder;
 
 use crate::error::{Error, Result};
-use crate::gguf::Metadata;
+use crate::gguf::{Metadata, Value};
 use std::collections::HashMap;
+use vocab::Vocab;
 
 /// `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
 pub mod token_type {
@@ -87,11 +89,10 @@ enum Model {
 pub struct Tokenizer {
     kind: VocabKind,
     pre: Option<String>,
-    tokens: Vec<String>,
+    /// Token texts, their pieces (the bytes of each token as rendered with
+    /// `render_special = true`) and the text → id index, stored compactly.
+    vocab: Vocab,
     attrs: Vec<TokenAttr>,
-    token_to_id: HashMap<String, u32>,
-    /// Bytes of each token as rendered with `render_special = true`.
-    pieces: Vec<Vec<u8>>,
     /// CONTROL, USER_DEFINED and UNKNOWN tokens, longest text first.
     specials: Vec<u32>,
     model: Model,
@@ -112,7 +113,7 @@ impl std::fmt::Debug for Tokenizer {
         f.debug_struct("Tokenizer")
             .field("kind", &self.kind)
             .field("pre", &self.pre)
-            .field("n_vocab", &self.tokens.len())
+            .field("n_vocab", &self.vocab.len())
             .field("bos", &self.bos)
             .field("eos", &self.eos)
             .field("eog", &self.eog)
@@ -172,8 +173,7 @@ impl Tokenizer {
                 )))
             }
         };
-        let raw_tokens = md
-            .str_array("tokenizer.ggml.tokens")?
+        let raw_tokens = str_items(md, "tokenizer.ggml.tokens")?
             .ok_or_else(|| Error::Tokenizer("missing metadata 'tokenizer.ggml.tokens'".into()))?;
         let n = raw_tokens.len();
         if n == 0 {
@@ -193,7 +193,7 @@ impl Tokenizer {
                 )));
             }
         }
-        let types = md.i64_array("tokenizer.ggml.token_type")?;
+        let types = int_items(md, "tokenizer.ggml.token_type")?;
         if let Some(t) = &types {
             if t.len() != n {
                 return Err(Error::Tokenizer(format!(
@@ -203,23 +203,12 @@ impl Tokenizer {
             }
         }
 
-        let mut tokens = Vec::with_capacity(n);
-        let mut token_to_id = HashMap::with_capacity(n);
-        for (i, t) in raw_tokens.iter().enumerate() {
-            let word = if t.is_empty() {
-                format!("[EMPTY_{i}]")
-            } else {
-                t.to_string()
-            };
-            if let Some(prev) = token_to_id.insert(word.clone(), i as u32) {
-                return Err(Error::Tokenizer(format!(
-                    "tokenizer.ggml.tokens has {word:?} twice (ids {prev} and {i})"
-                )));
-            }
-            tokens.push(word);
-        }
-        let mut attrs: Vec<TokenAttr> = match &types {
-            Some(t) => t.iter().map(|&t| TokenAttr::from_type(t)).collect(),
+        let mut vocab = Vocab::new(raw_tokens)?;
+        let mut attrs: Vec<TokenAttr> = match types {
+            Some(t) => t
+                .iter()
+                .map(|v| TokenAttr::from_type(v.as_i64().expect("checked by int_items")))
+                .collect(),
             None => vec![TokenAttr::Normal; n],
         };
 
@@ -306,23 +295,23 @@ impl Tokenizer {
         // Such tokens are forced to CONTROL. llama.cpp also makes FIM pad/repo/sep tokens found by
         // text end generation; we only honour FIM ids given explicitly in the metadata.
         if eot.is_none() {
-            eot = EOT_TEXTS.iter().find_map(|t| token_to_id.get(*t).copied());
+            eot = EOT_TEXTS.iter().find_map(|t| vocab.id(t));
         }
         if eom.is_none() {
-            eom = token_to_id.get("<|eom_id|>").copied();
+            eom = vocab.id("<|eom_id|>");
         }
         for id in [eot, eom].into_iter().flatten() {
             attrs[id as usize] = TokenAttr::Control;
         }
         let mut eog = fim_eog;
         for t in EOG_TEXTS {
-            if let Some(&id) = token_to_id.get(*t) {
+            if let Some(id) = vocab.id(t) {
                 eog.push(id);
                 attrs[id as usize] = TokenAttr::Control;
             }
         }
         for t in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
-            if let Some(&id) = token_to_id.get(t) {
+            if let Some(id) = vocab.id(t) {
                 attrs[id as usize] = TokenAttr::UserDefined;
             }
         }
@@ -330,10 +319,10 @@ impl Tokenizer {
         eog.sort_unstable();
         eog.dedup();
         // gpt-oss: with <|return|> and <|call|>, <|end|> is not an end of generation.
-        if let (Some(_), Some(_), Some(&end)) = (
-            token_to_id.get("<|return|>"),
-            token_to_id.get("<|call|>"),
-            token_to_id.get("<|end|>"),
+        if let (Some(_), Some(_), Some(end)) = (
+            vocab.id("<|return|>"),
+            vocab.id("<|call|>"),
+            vocab.id("<|end|>"),
         ) {
             eog.retain(|&x| x != end);
             attrs[end as usize] = TokenAttr::UserDefined;
@@ -347,21 +336,18 @@ impl Tokenizer {
                 )
             })
             .collect();
-        specials.sort_by(|&a, &b| tokens[b as usize].len().cmp(&tokens[a as usize].len()));
+        specials.sort_by_key(|&i| std::cmp::Reverse(vocab.text(i).len()));
 
         let model = match kind {
             VocabKind::Spm => {
                 let mut byte_tokens: Box<[Option<u32>; 256]> = Box::new([None; 256]);
                 for (b, slot) in byte_tokens.iter_mut().enumerate() {
-                    *slot = token_to_id
-                        .get(&format!("<0x{b:02X}>"))
-                        .copied()
-                        .or_else(|| {
-                            // llama.cpp falls back to the byte itself as a one-character token.
-                            std::str::from_utf8(&[b as u8])
-                                .ok()
-                                .and_then(|s| token_to_id.get(s).copied())
-                        });
+                    *slot = vocab.id(&format!("<0x{b:02X}>")).or_else(|| {
+                        // llama.cpp falls back to the byte itself as a one-character token.
+                        std::str::from_utf8(&[b as u8])
+                            .ok()
+                            .and_then(|s| vocab.id(s))
+                    });
                 }
                 Model::Spm {
                     scores: scores.unwrap_or_else(|| vec![0.0; n]),
@@ -369,14 +355,17 @@ impl Tokenizer {
                 }
             }
             VocabKind::Bpe => {
-                let merges = md.str_array("tokenizer.ggml.merges")?.ok_or_else(|| {
+                let merges = str_items(md, "tokenizer.ggml.merges")?.ok_or_else(|| {
                     Error::Tokenizer(
                         "missing metadata 'tokenizer.ggml.merges' (required for gpt2 vocabs)"
                             .into(),
                     )
                 })?;
                 let spec = spec.as_ref().expect("bpe has a spec");
-                Model::Bpe(Box::new(bpe::BpeModel::new(spec, &token_to_id, &merges)?))
+                let merges = merges
+                    .iter()
+                    .map(|v| v.as_str().expect("checked by str_items"));
+                Model::Bpe(Box::new(bpe::BpeModel::new(spec, &vocab, merges)?))
             }
         };
 
@@ -386,29 +375,23 @@ impl Tokenizer {
             .enumerate()
             .map(|(b, &c)| (c, b as u8))
             .collect();
-        let pieces = tokens
-            .iter()
-            .zip(&attrs)
-            .map(|(text, attr)| match (kind, attr) {
-                (_, TokenAttr::Control | TokenAttr::UserDefined | TokenAttr::Unknown) => {
-                    text.as_bytes().to_vec()
-                }
-                (VocabKind::Spm, TokenAttr::Normal) => text.replace('\u{2581}', " ").into_bytes(),
-                (VocabKind::Spm, TokenAttr::Byte) => {
-                    parse_byte_token(text).map(|b| vec![b]).unwrap_or_default()
-                }
-                (VocabKind::Bpe, TokenAttr::Normal) => bpe::byte_level_decode(text, &char_to_byte),
-                _ => Vec::new(),
-            })
-            .collect();
+        vocab.set_pieces(|id, text, out| match (kind, attrs[id as usize]) {
+            (_, TokenAttr::Control | TokenAttr::UserDefined | TokenAttr::Unknown) => {
+                out.extend_from_slice(text.as_bytes())
+            }
+            (VocabKind::Spm, TokenAttr::Normal) => {
+                out.extend_from_slice(text.replace('\u{2581}', " ").as_bytes())
+            }
+            (VocabKind::Spm, TokenAttr::Byte) => out.extend(parse_byte_token(text)),
+            (VocabKind::Bpe, TokenAttr::Normal) => bpe::byte_level_decode(text, &char_to_byte, out),
+            _ => {}
+        });
 
         Ok(Tokenizer {
             kind,
             pre,
-            tokens,
+            vocab,
             attrs,
-            token_to_id,
-            pieces,
             specials,
             model,
             bos,
@@ -453,7 +436,7 @@ impl Tokenizer {
                             let s = s.replace(' ', "\u{2581}");
                             spm::tokenize(
                                 &s,
-                                &self.token_to_id,
+                                &self.vocab,
                                 scores,
                                 byte_tokens,
                                 self.unk,
@@ -471,7 +454,7 @@ impl Tokenizer {
             Model::Bpe(m) => {
                 for f in &frags {
                     match *f {
-                        Frag::Text(a, b) => m.encode(&text[a..b], &mut out)?,
+                        Frag::Text(a, b) => m.encode(&self.vocab, &text[a..b], &mut out)?,
                         Frag::Token(id) => out.push(id),
                     }
                 }
@@ -494,7 +477,7 @@ impl Tokenizer {
             if !parse_special && matches!(attr, TokenAttr::Control | TokenAttr::Unknown) {
                 continue;
             }
-            let st = self.tokens[id as usize].as_str();
+            let st = self.vocab.text(id);
             if st.is_empty() || !text.contains(st) {
                 continue;
             }
@@ -528,7 +511,7 @@ impl Tokenizer {
         match self.attrs.get(i) {
             None => &[],
             Some(TokenAttr::Control) if !render_special => &[],
-            Some(_) => &self.pieces[i],
+            Some(_) => self.vocab.piece(id),
         }
     }
 
@@ -551,7 +534,7 @@ impl Tokenizer {
 
     /// Number of tokens in the vocab.
     pub fn n_vocab(&self) -> usize {
-        self.tokens.len()
+        self.vocab.len()
     }
 
     pub fn bos_id(&self) -> Option<u32> {
@@ -592,12 +575,12 @@ impl Tokenizer {
 
     /// The raw vocab string of a token.
     pub fn token_text(&self, id: u32) -> Option<&str> {
-        self.tokens.get(id as usize).map(String::as_str)
+        ((id as usize) < self.vocab.len()).then(|| self.vocab.text(id))
     }
 
     /// The id of a vocab string.
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.token_to_id.get(text).copied()
+        self.vocab.id(text)
     }
 
     /// A token's attribute (after llama.cpp's fix-ups).
@@ -626,6 +609,35 @@ impl Tokenizer {
 
     pub fn add_space_prefix(&self) -> bool {
         self.add_space_prefix
+    }
+}
+
+/// A metadata array of strings, checked item by item (with `Metadata::str_array`'s message) but
+/// not collected: a vocab's worth of `&str` would be ~800 KB more at the construction peak.
+fn str_items<'a>(md: &'a Metadata, key: &str) -> Result<Option<&'a [Value]>> {
+    items_of(md, key, "an array of strings", |v| v.as_str().is_some())
+}
+
+/// A metadata array of integers, checked as `Metadata::i64_array` does but not collected.
+fn int_items<'a>(md: &'a Metadata, key: &str) -> Result<Option<&'a [Value]>> {
+    items_of(md, key, "an array of integers", |v| v.as_i64().is_some())
+}
+
+fn items_of<'a>(
+    md: &'a Metadata,
+    key: &str,
+    want: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Result<Option<&'a [Value]>> {
+    let Some(a) = md.array(key)? else {
+        return Ok(None);
+    };
+    match a.iter().find(|v| !ok(v)) {
+        Some(v) => Err(Error::Gguf(format!(
+            "metadata '{key}' should be {want}, found {}",
+            v.type_name()
+        ))),
+        None => Ok(Some(a)),
     }
 }
 

@@ -3,12 +3,12 @@
 //! The names, the regex lists and the flags are llama.cpp's (`src/llama-vocab.cpp`: the `pre` switch in
 //! `llama_vocab::impl::load` and the `llm_tokenizer_bpe` constructor). The regexes are applied in
 //! order, each one splitting the pieces the previous one produced, keeping both the matches and the
-//! text between them (llama.cpp's `unicode_regex_split`; `tokenizers`' `Split(.., Isolated)`).
+//! text between them (llama.cpp's `unicode_regex_split`; `tokenizers`' `Split(.., Isolated)`, which
+//! `bpe.rs` reproduces with the same engine, `fancy-regex`).
 //!
 //! Pre-tokenizers that llama.cpp implements with hand-written code rather than a regex (`kimi-k2`,
 //! `afmoe`, the zero-width `superbpe` split), and `deepseek-llm` (whose huge literal character class
-//! the `tokenizers` regex engine rejects), are not supported: an unknown `pre` is an error, never a
-//! guess.
+//! `fancy-regex` rejects), are not supported: an unknown `pre` is an error, never a guess.
 
 use crate::error::{Error, Result};
 
@@ -208,12 +208,8 @@ mod tests {
         for pre in KNOWN_PRE {
             let s = pre_spec(Some(pre)).unwrap();
             for re in s.regexes {
-                tokenizers::pre_tokenizers::split::Split::new(
-                    tokenizers::pre_tokenizers::split::SplitPattern::Regex(re.to_string()),
-                    tokenizers::SplitDelimiterBehavior::Isolated,
-                    false,
-                )
-                .unwrap_or_else(|e| panic!("pre {pre}: regex {re:?}: {e}"));
+                fancy_regex::Regex::new(re)
+                    .unwrap_or_else(|e| panic!("pre {pre}: regex {re:?}: {e}"));
             }
         }
     }

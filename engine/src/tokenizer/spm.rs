@@ -10,8 +10,9 @@
 //! merging, so a character absent from the vocab could never merge). This file is the ~80-line
 //! algorithm of `llm_tokenizer_spm_session`, transcribed.
 
+use super::vocab::Vocab;
 use crate::error::{Error, Result};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 #[derive(Clone, Copy)]
 struct Symbol {
@@ -51,7 +52,7 @@ impl Ord for Bigram {
 /// Tokenizes `text` (already space-escaped to '▁' and prefixed as llama.cpp does), appending ids.
 pub(crate) fn tokenize(
     text: &str,
-    token_to_id: &HashMap<String, u32>,
+    vocab: &Vocab,
     scores: &[f32],
     byte_tokens: &[Option<u32>; 256],
     unk: Option<u32>,
@@ -77,7 +78,7 @@ pub(crate) fn tokenize(
             let (Some(l), Some(r)) = (l, r) else { return };
             let (a, b) = (symbols[l], symbols[r]);
             let piece = &text[a.start..a.start + a.len + b.len];
-            if let Some(&id) = token_to_id.get(piece) {
+            if let Some(id) = vocab.id(piece) {
                 heap.push(Bigram {
                     left: l,
                     right: r,
@@ -113,7 +114,7 @@ pub(crate) fn tokenize(
     while let Some(k) = i {
         let s = symbols[k];
         let piece = &text[s.start..s.start + s.len];
-        if let Some(&id) = token_to_id.get(piece) {
+        if let Some(id) = vocab.id(piece) {
             out.push(id);
         } else {
             for &b in piece.as_bytes() {
