@@ -675,5 +675,8 @@ fn calibration_shows_in_chat_and_status() {
     }));
     assert!(app.calibrating.is_none() && app.flash.is_none());
     let screen = text(draw(&app, 120, 40).backend().buffer());
-    assert!(screen.contains("FFN · sparsity 0.1 · predictor off"), "{screen}");
+    assert!(
+        screen.contains("FFN · sparsity 0.1 · predictor off"),
+        "{screen}"
+    );
 }
