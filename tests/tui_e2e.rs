@@ -228,3 +228,91 @@ fn chat_answers_stops_on_ctrl_c_and_restores_the_terminal() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `/sparsity 0.5` in a chat started dense: the worker loads the `--profile` given at startup,
+/// the sparsity panel's title shows the new settings, and the next answer decodes sparsely, so
+/// the heat strip appears.
+#[test]
+fn sparsity_changes_live() {
+    ensure_tmux();
+    let bin = env!("CARGO_BIN_EXE_sparsetop");
+    let model = common::model_path();
+    let dir = std::env::temp_dir().join(format!("sparsetop-e2e-sp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A small profile (a few seconds to make), so the test does not calibrate the full one.
+    let profile = dir.join("small.sparsity");
+    let out = Command::new(bin)
+        .args(["calibrate", "-m"])
+        .arg(&model)
+        .args(["--tokens", "256", "--rank", "8", "-o"])
+        .arg(&profile)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rec = dir.join("rec.jsonl");
+    let t = Tmux {
+        socket: format!("sparsetop-e2e-sp-{}", std::process::id()),
+    };
+    t.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "sh",
+    ]);
+    let cmd = format!(
+        "{bin} chat -m '{}' --temp 0 -s 42 -c 1024 -n 16 --profile '{}' --record '{}'",
+        model.display(),
+        profile.display(),
+        rec.display()
+    );
+    t.type_text(&cmd);
+    t.keys(&["Enter"]);
+    t.wait("the TUI to be ready", 300, |t| {
+        t.screen().contains("ready │")
+    });
+    assert!(t.screen().contains("FFN · sparsity off (dense)"));
+
+    t.type_text("/sparsity 0.5");
+    t.keys(&["Enter"]);
+    t.wait("the new settings in the panel title", 120, |t| {
+        t.screen().contains("FFN · sparsity 0.5 · predictor off")
+    });
+    let answer = chat_lines(&rec)
+        .into_iter()
+        .find(|c| c["kind"] == "sparsity")
+        .unwrap();
+    assert!(answer.get("error").is_none(), "{answer}");
+
+    // An answer decoded sparsely fills the heat strip.
+    t.type_text("What is 2+2?");
+    t.keys(&["Enter"]);
+    t.wait("the answer to finish", 300, |_| {
+        chat_lines(&rec).iter().any(|c| c["kind"] == "done")
+    });
+    t.wait("the heat strip", 10, |t| {
+        let s = t.screen();
+        s.contains("hot  ") && s.contains("cold ") && s.contains("active")
+    });
+
+    // Out of range: an error line, nothing else changes.
+    t.type_text("/sparsity 1.5");
+    t.keys(&["Enter"]);
+    t.wait("the refusal", 10, |t| t.screen().contains("out of range"));
+    assert!(t.screen().contains("FFN · sparsity 0.5 · predictor off"));
+
+    t.keys(&["C-c"]);
+    t.keys(&["C-c"]);
+    t.wait("the app to exit", 60, |t| {
+        t.display("#{alternate_on}") == "0"
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

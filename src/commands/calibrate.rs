@@ -35,6 +35,46 @@ pub fn run(a: &CalibrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What calibration tells as it goes. The command line prints it on stderr; the TUI, whose
+/// screen stderr would scribble over, shows it in its chat and status line instead.
+pub enum Progress<'a> {
+    /// A line worth showing anywhere (what is calibrated, how long it took, where it went).
+    Note(String),
+    /// A line of detail for the command line (the predictor's quality per layer).
+    Detail(String),
+    /// `done` of `total` steps of a stage.
+    Stage {
+        stage: &'a str,
+        done: usize,
+        total: usize,
+    },
+}
+
+/// Prints calibration progress on stderr: notes as lines, stages as a bar redrawn in place.
+pub fn print_progress() -> impl FnMut(Progress) {
+    let mut last = String::new();
+    move |p| match p {
+        Progress::Note(s) | Progress::Detail(s) => eprintln!("{s}"),
+        Progress::Stage { stage, done, total } => {
+            let width = 30;
+            let filled = (done * width).checked_div(total).unwrap_or(width);
+            let line = format!(
+                "\r  {stage:<30} [{}{}] {done}/{total}",
+                "#".repeat(filled),
+                ".".repeat(width - filled)
+            );
+            if line != last {
+                eprint!("{line}");
+                let _ = std::io::stderr().flush();
+                if done == total {
+                    eprintln!();
+                }
+                last = line;
+            }
+        }
+    }
+}
+
 /// Calibrates `model` on `text` and writes the profile (to `output`, or next to the model, or in
 /// the cache directory); prints progress and the predictor's quality on stderr.
 pub fn make_profile(
@@ -46,12 +86,36 @@ pub fn make_profile(
     rank: usize,
     threads: usize,
 ) -> anyhow::Result<PathBuf> {
+    make_profile_with(
+        model,
+        model_path,
+        text,
+        output,
+        max_tokens,
+        rank,
+        threads,
+        &mut print_progress(),
+    )
+}
+
+/// [`make_profile`], telling its progress to `report` instead of stderr.
+#[allow(clippy::too_many_arguments)]
+pub fn make_profile_with(
+    model: &Arc<Model>,
+    model_path: &Path,
+    text: &str,
+    output: Option<&Path>,
+    max_tokens: usize,
+    rank: usize,
+    threads: usize,
+    report: &mut dyn FnMut(Progress),
+) -> anyhow::Result<PathBuf> {
     let tokens = model.tokenizer.encode(text, true, false)?;
-    eprintln!(
+    report(Progress::Note(format!(
         "calibrating on {} tokens (of {}), predictor rank {rank}",
         tokens.len().min(max_tokens),
         tokens.len()
-    );
+    )));
     let opts = CalibrateOptions {
         max_tokens,
         rank,
@@ -59,34 +123,24 @@ pub fn make_profile(
         ..Default::default()
     };
     let t0 = std::time::Instant::now();
-    let mut last = String::new();
-    let (prof, report) = calibrate(model, &tokens, &opts, &mut |stage, done, total| {
-        let width = 30;
-        let filled = (done * width).checked_div(total).unwrap_or(width);
-        let line = format!(
-            "\r  {stage:<30} [{}{}] {done}/{total}",
-            "#".repeat(filled),
-            ".".repeat(width - filled)
-        );
-        if line != last {
-            eprint!("{line}");
-            let _ = std::io::stderr().flush();
-            if done == total {
-                eprintln!();
-            }
-            last = line;
-        }
+    let (prof, quality) = calibrate(model, &tokens, &opts, &mut |stage, done, total| {
+        report(Progress::Stage { stage, done, total })
     })?;
-    eprintln!("done in {:.1} s", t0.elapsed().as_secs_f64());
+    report(Progress::Note(format!(
+        "done in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    )));
     if rank > 0 {
-        eprintln!("predictor at sparsity 0.5, per layer (recall / precision / gate rows read):");
-        for (i, r) in report.iter().enumerate() {
-            eprintln!(
+        report(Progress::Detail(
+            "predictor at sparsity 0.5, per layer (recall / precision / gate rows read):".into(),
+        ));
+        for (i, r) in quality.iter().enumerate() {
+            report(Progress::Detail(format!(
                 "  layer {i:>2}: recall {:.3}  precision {:.3}  reads {:>5.1}%",
                 r.recall,
                 r.precision,
                 r.predicted_share * 100.0
-            );
+            )));
         }
     }
     let dest = match output {
@@ -102,7 +156,10 @@ pub fn make_profile(
     };
     prof.write(&dest)
         .with_context(|| format!("cannot write the profile to {}", dest.display()))?;
-    eprintln!("profile written to {}", dest.display());
+    report(Progress::Note(format!(
+        "profile written to {}",
+        dest.display()
+    )));
     Ok(dest)
 }
 

@@ -179,6 +179,25 @@ pub fn load_profile(
     explicit: Option<&std::path::Path>,
     threads: usize,
 ) -> anyhow::Result<Arc<sparsetop_engine::sparse::ProfileData>> {
+    load_profile_with(
+        model,
+        model_path,
+        explicit,
+        threads,
+        &mut super::calibrate::print_progress(),
+    )
+}
+
+/// [`load_profile`], telling what it finds and the calibration's progress to `report` instead of
+/// stderr (the TUI shows them on its screen).
+pub fn load_profile_with(
+    model: &Arc<Model>,
+    model_path: &std::path::Path,
+    explicit: Option<&std::path::Path>,
+    threads: usize,
+    report: &mut dyn FnMut(super::calibrate::Progress),
+) -> anyhow::Result<Arc<sparsetop_engine::sparse::ProfileData>> {
+    use super::calibrate::Progress;
     use sparsetop_engine::sparse::{profile, ProfileData};
     if let Some(p) = explicit {
         return Ok(Arc::new(ProfileData::read(p)?));
@@ -195,17 +214,20 @@ pub fn load_profile(
         if c.is_file() {
             match ProfileData::read(c) {
                 Ok(p) if p.model_hash == model.ffn_hash() => return Ok(Arc::new(p)),
-                Ok(_) => eprintln!("{} is for another model", c.display()),
-                Err(e) => eprintln!("cannot use {}: {e}", c.display()),
+                Ok(_) => report(Progress::Note(format!(
+                    "{} is for another model",
+                    c.display()
+                ))),
+                Err(e) => report(Progress::Note(format!("cannot use {}: {e}", c.display()))),
             }
             stale = true;
         }
     }
-    if stale {
-        eprintln!("making a new sparsity profile for this model (once)");
+    report(Progress::Note(if stale {
+        "making a new sparsity profile for this model (once)".into()
     } else {
-        eprintln!("no sparsity profile for this model yet: calibrating it now (once)");
-    }
+        "no sparsity profile for this model yet: calibrating it now (once)".into()
+    }));
     // Calibration runs the FFN densely: a model opened for a budget has no FFN in memory, so
     // calibrate on the mapped file (once; its pages are dropped afterwards).
     let full;
@@ -215,7 +237,7 @@ pub fn load_profile(
         full = load_model_at(Some(model_path))?;
         &full
     };
-    let path = super::calibrate::make_profile(
+    let path = super::calibrate::make_profile_with(
         model,
         model_path,
         super::calibrate::DEFAULT_TEXT,
@@ -223,6 +245,7 @@ pub fn load_profile(
         4096,
         64,
         threads,
+        report,
     )?;
     Ok(Arc::new(ProfileData::read(&path)?))
 }

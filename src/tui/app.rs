@@ -6,14 +6,17 @@ use super::feed::{ChatEvent, Feed};
 use super::input::Input;
 use super::keys::{self, Action};
 use super::metrics::Metrics;
+use super::panels::sparsity::describe as sparsity_words;
 use super::slash::{self, Slash};
 use super::theme::Theme;
 use super::transcript;
 use crossterm::event::{KeyEvent, MouseEvent, MouseEventKind};
+use sparsetop_engine::sparse::SparsityConfig;
 use std::cell::Cell;
 
 /// Which part of the screen keys go to. Panel keys (`?`, `p`, `t`, `+`, `-`, `q`) act when the
-/// focus is not on the input box, where they type text; with Alt they act anywhere.
+/// focus is not on the input box, where they type text; with Alt they act anywhere. `[` and `]`
+/// also act in the input box while it is empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {
     Input,
@@ -57,6 +60,8 @@ pub enum Effect {
     Clear,
     /// Set the system message.
     System(String),
+    /// Change sparse decode's level and predictor use.
+    Sparsity(SparsityConfig),
     Quit,
 }
 
@@ -97,7 +102,17 @@ pub struct App {
     pub should_quit: bool,
     /// Height and total wrapped lines of the chat view at the last draw, for paging.
     pub chat_view: Cell<(usize, usize)>,
+    /// Sparse decode settings last asked of the engine, which `[` and `]` step from (the ones in
+    /// force are `metrics.sparse_config`), and how many such requests it has not answered yet:
+    /// answers to earlier ones must not undo a step pressed since.
+    pub sparse_wanted: SparsityConfig,
+    pub sparse_pending: usize,
+    /// While the engine makes a sparsity profile: how far it is, for the status line.
+    pub calibrating: Option<String>,
 }
+
+/// The step of `[` and `]`.
+pub const SPARSITY_STEP: f32 = 0.1;
 
 impl App {
     pub fn new(theme: Theme, mode: Mode, model: String, sampler: String, n_ctx: usize) -> Self {
@@ -123,6 +138,76 @@ impl App {
             shift_enter: false,
             should_quit: false,
             chat_view: Cell::new((0, 0)),
+            sparse_wanted: SparsityConfig {
+                level: 0.0,
+                predictor: false,
+            },
+            sparse_pending: 0,
+            calibrating: None,
+        }
+    }
+
+    /// The settings the engine runs with now (at startup: the flags').
+    pub fn set_sparsity_in_force(&mut self, c: SparsityConfig) {
+        if self.sparse_pending == 0 {
+            self.sparse_wanted = c;
+        }
+        self.metrics.set_sparse_config(c);
+        // Paused panels keep their data, but their title tells the settings now in force.
+        if let Some(f) = &mut self.frozen {
+            f.sparse_config = Some(c);
+        }
+    }
+
+    /// Asks the engine for new sparsity settings.
+    fn request_sparsity(&mut self, c: SparsityConfig) -> Vec<Effect> {
+        if self.is_replay() {
+            self.flash = Some("replay: there is no model to change".into());
+            return vec![];
+        }
+        self.sparse_wanted = c;
+        self.sparse_pending += 1;
+        let when = if self.generating {
+            " after this answer"
+        } else if self.calibrating.is_some() {
+            " after the calibration"
+        } else {
+            ""
+        };
+        self.flash = Some(format!("switching to {}{when}", sparsity_words(c)));
+        vec![Effect::Sparsity(c)]
+    }
+
+    /// `[` (-1) or `]` (+1): the wanted level moved by [`SPARSITY_STEP`], within 0 to 0.9.
+    fn step_sparsity(&mut self, n: i32) -> Vec<Effect> {
+        let w = self.sparse_wanted;
+        let level = ((w.level / SPARSITY_STEP).round() + n as f32).clamp(0.0, 9.0) / 10.0;
+        if level == w.level {
+            self.flash = Some(format!(
+                "sparsity is already {} (from 0 to {})",
+                w.level,
+                slash::MAX_SPARSITY
+            ));
+            return vec![];
+        }
+        let fx = self.request_sparsity(SparsityConfig { level, ..w });
+        if self.focus == Focus::Input && !fx.is_empty() {
+            if let Some(f) = &mut self.flash {
+                f.push_str(" · to begin a message with [ or ], type a space first");
+            }
+        }
+        fx
+    }
+
+    /// A line for the chat that must not land inside an answer being streamed: it goes before
+    /// the answer's message, as the `Dropped` notice does.
+    fn insert_before_answer(&mut self, m: Message) {
+        match self.messages.last() {
+            Some(last) if self.generating && last.role == Role::Assistant => {
+                let at = self.messages.len() - 1;
+                self.messages.insert(at, m)
+            }
+            _ => self.messages.push(m),
         }
     }
 
@@ -136,7 +221,8 @@ impl App {
     }
 
     pub fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        let Some(action) = keys::map(key, self.focus, self.help) else {
+        let empty = self.input.text().is_empty();
+        let Some(action) = keys::map(key, self.focus, self.help, empty) else {
             return vec![];
         };
         if action != Action::Interrupt {
@@ -173,7 +259,7 @@ impl App {
                 self.help_scroll = 0;
             }
             Action::HelpScroll(n) => {
-                self.help_scroll = (self.help_scroll as i32 + n).clamp(0, 40) as u16
+                self.help_scroll = (self.help_scroll as i32 + n).clamp(0, 60) as u16
             }
             Action::NextFocus => {
                 self.focus = match self.focus {
@@ -205,6 +291,7 @@ impl App {
                         .into(),
                 )
             }
+            Action::SparsityStep(n) => fx.extend(self.step_sparsity(n)),
             Action::ScrollLines(n) => self.scroll_by(n),
             Action::ScrollPages(n) => {
                 let page = self.chat_view.get().0.saturating_sub(1).max(1) as i32;
@@ -274,7 +361,10 @@ impl App {
             return vec![];
         }
         if let Some(cmd) = slash::parse(&text) {
-            self.input.take();
+            // A mistyped command stays in the input to be fixed.
+            if !matches!(cmd, Slash::Invalid(_)) {
+                self.input.take();
+            }
             return self.slash(cmd);
         }
         if self.is_replay() {
@@ -287,6 +377,9 @@ impl App {
         }
         self.input.take();
         self.apply_chat(ChatEvent::User { text: text.clone() });
+        if self.calibrating.is_some() {
+            self.flash = Some("the answer starts when the calibration is done".into());
+        }
         vec![Effect::Send(text)]
     }
 
@@ -326,14 +419,31 @@ impl App {
                 self.notice("/budget is not available yet: it comes with flash offload (today the whole model stays in memory)");
                 vec![]
             }
-            Slash::Sparsity => {
-                self.notice(
-                    "/sparsity cannot change it live yet: restart with --sparsity X (0 to 0.9)",
-                );
+            Slash::Sparsity(Some(level)) => self.request_sparsity(SparsityConfig {
+                level,
+                ..self.sparse_wanted
+            }),
+            Slash::Predictor(predictor) => self.request_sparsity(SparsityConfig {
+                predictor,
+                ..self.sparse_wanted
+            }),
+            Slash::Sparsity(None) => {
+                let now = match self.metrics.sparse_config {
+                    Some(c) => sparsity_words(c),
+                    None => "sparsity settings unknown".into(),
+                };
+                self.notice(format!(
+                    "{now}. /sparsity X sets it (0 = dense and exact, up to {}), [ and ] step it by {SPARSITY_STEP}, /predictor on|off",
+                    slash::MAX_SPARSITY
+                ));
                 vec![]
             }
             Slash::Invalid(m) => {
-                self.flash = Some(m);
+                self.insert_before_answer(Message {
+                    role: Role::Error,
+                    text: m,
+                });
+                self.scroll = 0;
                 vec![]
             }
         }
@@ -432,6 +542,44 @@ impl App {
                     }
                     _ => {}
                 }
+            }
+            ChatEvent::Sparsity {
+                level,
+                predictor,
+                error,
+            } => {
+                self.sparse_pending = self.sparse_pending.saturating_sub(1);
+                if self.calibrating.take().is_some() {
+                    // "the answer starts when the calibration is done" no longer holds.
+                    self.flash = None;
+                }
+                let c = SparsityConfig { level, predictor };
+                self.set_sparsity_in_force(c);
+                match error {
+                    Some(e) => self.insert_before_answer(Message {
+                        role: Role::Error,
+                        text: format!("cannot change sparsity: {e} (still {})", sparsity_words(c)),
+                    }),
+                    // After a burst of `[`/`]`, one notice for where it ended.
+                    None if self.sparse_pending == 0 => self.insert_before_answer(Message {
+                        role: Role::Notice,
+                        text: format!("now {}", sparsity_words(c)),
+                    }),
+                    None => {}
+                }
+            }
+            ChatEvent::CalibrationNote { text } => {
+                if self.calibrating.is_none() {
+                    self.calibrating = Some("calibrating".into());
+                }
+                self.insert_before_answer(Message {
+                    role: Role::Notice,
+                    text,
+                });
+            }
+            ChatEvent::CalibrationProgress { stage, done, total } => {
+                let pct = (done * 100).checked_div(total).unwrap_or(100);
+                self.calibrating = Some(format!("calibrating: {stage} {pct}%"));
             }
             ChatEvent::Error { message } => {
                 self.generating = false;

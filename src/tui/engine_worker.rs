@@ -2,12 +2,19 @@
 //! requests from the UI and answers on an unbounded channel (chat text must never be lost), while
 //! its telemetry goes through the engine's bounded, never-blocking channel. The engine never waits
 //! for the UI: sending on either channel cannot block.
+//!
+//! Requests are taken one at a time, between answers: `generate` holds the session for the whole
+//! answer, so a sparsity change asked during one applies from the answer after it.
 
 use super::feed::{ChatEvent, Feed};
+use crate::commands::calibrate::Progress;
+use crate::commands::common;
 use sparsetop_engine::conversation::Conversation;
 use sparsetop_engine::generate::{generate, StopReason};
 use sparsetop_engine::sampler::Sampler;
+use sparsetop_engine::sparse::SparsityConfig;
 use sparsetop_engine::{Model, Session};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
@@ -20,6 +27,21 @@ pub enum Request {
     Send(String),
     Clear,
     System(String),
+    /// Change sparse decode's level and predictor use. The first time sparsity is turned on in a
+    /// session started dense, this loads the model's profile, or calibrates one (about a minute).
+    Sparsity(SparsityConfig),
+}
+
+/// Where the worker finds a sparsity profile when the session started dense, as the command
+/// line's `--profile` and `-t` say (see [`common::load_profile`]).
+#[derive(Debug, Clone)]
+pub struct SparsitySetup {
+    pub model_path: PathBuf,
+    /// `--profile`: used as is, never remade.
+    pub profile: Option<PathBuf>,
+    pub threads: usize,
+    /// The settings the session starts with.
+    pub initial: SparsityConfig,
 }
 
 /// The UI's handle on the worker thread.
@@ -37,6 +59,7 @@ impl Worker {
         mut sampler: Sampler,
         system: Option<String>,
         n_predict: Option<usize>,
+        sparsity: SparsitySetup,
         out: UnboundedSender<Feed>,
     ) -> Worker {
         let (tx, rx) = std::sync::mpsc::channel::<Request>();
@@ -52,6 +75,7 @@ impl Worker {
                     &mut sampler,
                     &mut conv,
                     n_predict,
+                    &sparsity,
                     &rx,
                     &stop2,
                     &out,
@@ -101,6 +125,7 @@ fn serve(
     sampler: &mut Sampler,
     conv: &mut Conversation,
     n_predict: Option<usize>,
+    sparsity: &SparsitySetup,
     rx: &Receiver<Request>,
     stop: &AtomicBool,
     out: &UnboundedSender<Feed>,
@@ -111,8 +136,24 @@ fn serve(
     let send = |e: ChatEvent| {
         let _ = out.send(Feed::Chat(e));
     };
+    // The settings last accepted: what a refused request leaves in force.
+    let mut in_force = sparsity.initial;
     while let Ok(req) = rx.recv() {
         match req {
+            Request::Sparsity(want) => {
+                let error = match change_sparsity(session, want, sparsity, &send) {
+                    Ok(()) => {
+                        in_force = want;
+                        None
+                    }
+                    Err(e) => Some(format!("{e:#}")),
+                };
+                send(ChatEvent::Sparsity {
+                    level: in_force.level,
+                    predictor: in_force.predictor,
+                    error,
+                });
+            }
             Request::Clear => {
                 conv.messages.clear();
                 session.clear();
@@ -177,4 +218,46 @@ fn serve(
             }
         }
     }
+}
+
+/// Applies `want` to the session. Reuses the profile in use; a session started dense loads (or
+/// calibrates) one only when the level goes above 0, since level 0 is the dense path anyway.
+fn change_sparsity(
+    session: &mut Session,
+    want: SparsityConfig,
+    setup: &SparsitySetup,
+    send: &dyn Fn(ChatEvent),
+) -> anyhow::Result<()> {
+    let profile = match session.sparse() {
+        Some(s) => s.profile.clone(),
+        None if want.level == 0.0 => return Ok(()),
+        None => {
+            let model = session.model().clone();
+            // Progress only when its whole percentage changes: a stage has thousands of steps.
+            let mut last = (String::new(), usize::MAX);
+            common::load_profile_with(
+                &model,
+                &setup.model_path,
+                setup.profile.as_deref(),
+                setup.threads,
+                &mut |p| match p {
+                    Progress::Note(text) => send(ChatEvent::CalibrationNote { text }),
+                    Progress::Detail(_) => {}
+                    Progress::Stage { stage, done, total } => {
+                        let pct = (done * 100).checked_div(total).unwrap_or(100);
+                        if last.0 != stage || last.1 != pct {
+                            last = (stage.to_string(), pct);
+                            send(ChatEvent::CalibrationProgress {
+                                stage: stage.to_string(),
+                                done,
+                                total,
+                            });
+                        }
+                    }
+                },
+            )?
+        }
+    };
+    session.set_sparsity(Some(profile), want)?;
+    Ok(())
 }

@@ -135,6 +135,8 @@ fn on_terminal_event(app: &mut App, src: &mut Sources, ev: TermEvent) -> anyhow:
         _ => vec![],
     };
     for fx in effects {
+        // The chat event to record for the request (the worker's answers are recorded as they
+        // arrive on the feed).
         let (req, chat) = match fx {
             Effect::Quit => {
                 app.should_quit = true;
@@ -146,11 +148,15 @@ fn on_terminal_event(app: &mut App, src: &mut Sources, ev: TermEvent) -> anyhow:
                 }
                 continue;
             }
-            Effect::Send(t) => (Request::Send(t.clone()), ChatEvent::User { text: t }),
-            Effect::Clear => (Request::Clear, ChatEvent::Cleared),
-            Effect::System(t) => (Request::System(t.clone()), ChatEvent::System { text: t }),
+            Effect::Send(t) => (Request::Send(t.clone()), Some(ChatEvent::User { text: t })),
+            Effect::Clear => (Request::Clear, Some(ChatEvent::Cleared)),
+            Effect::System(t) => (
+                Request::System(t.clone()),
+                Some(ChatEvent::System { text: t }),
+            ),
+            Effect::Sparsity(c) => (Request::Sparsity(c), None),
         };
-        if let Some(r) = &mut src.recorder {
+        if let (Some(r), Some(chat)) = (&mut src.recorder, chat) {
             r.record(&Feed::Chat(chat))?;
         }
         if let Some(w) = &src.worker {

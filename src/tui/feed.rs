@@ -33,6 +33,25 @@ pub enum ChatEvent {
     },
     /// Generation failed; the message says why.
     Error { message: String },
+    /// Sparse decode's settings in force after a `/sparsity`, `/predictor`, `[` or `]` request.
+    /// `error` says why the request was refused, and then the settings are the unchanged ones.
+    /// Apart from [`ChatEvent::Error`] so a refusal never ends or trims an answer in progress.
+    Sparsity {
+        level: f32,
+        predictor: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// News from making a sparsity profile (the first time sparsity is turned on without one):
+    /// what is found and done, for the chat.
+    CalibrationNote { text: String },
+    /// How far a calibration stage has come, for the status line (sent when the percentage
+    /// changes, not per step).
+    CalibrationProgress {
+        stage: String,
+        done: usize,
+        total: usize,
+    },
 }
 
 /// One item for the app.

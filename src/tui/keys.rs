@@ -3,6 +3,11 @@
 //! Letters and symbols that act on the panels (`?`, `p`, `t`, `+`, `-`, `q`) type text while the
 //! input box has the focus, so they act there only with Alt; Tab moves the focus to the chat or
 //! the panels, where they act alone.
+//!
+//! `[` and `]` step the sparsity. They also act in the input box while it is empty (a message
+//! rarely starts with a bracket: type a space first for one), because Alt+`[` is the start of an
+//! escape sequence that terminals do not deliver as a key. They are not on Termux's extra-keys
+//! row; there `/sparsity X` (with `/` from the row) does the same.
 
 use super::app::Focus;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -20,6 +25,8 @@ pub enum Action {
     Theme,
     /// `+` (1) or `-` (-1) on the memory budget.
     Budget(i32),
+    /// `]` (1) or `[` (-1): the sparsity up or down a step.
+    SparsityStep(i32),
     /// Positive scrolls up (back in time).
     ScrollLines(i32),
     ScrollPages(i32),
@@ -62,13 +69,15 @@ pub const HELP: &[(&str, &str)] = &[
     ("p or Alt+p", "pause / resume the panels"),
     ("t or Alt+t", "next colour theme"),
     ("+ - or Alt++ Alt+-", "memory budget (needs flash offload)"),
+    ("[ ]", "sparsity -/+ 0.1 (input: only when empty)"),
     ("q", "quit (focus on chat or panels)"),
     ("Ctrl+A / Ctrl+E", "start / end of the input line"),
     ("Ctrl+U", "clear the input"),
 ];
 
-/// Maps a key to an action; `None` for keys that do nothing.
-pub fn map(key: KeyEvent, focus: Focus, help_open: bool) -> Option<Action> {
+/// Maps a key to an action; `None` for keys that do nothing. `input_empty`: nothing is typed in
+/// the input box (where `[` and `]` then step the sparsity).
+pub fn map(key: KeyEvent, focus: Focus, help_open: bool, input_empty: bool) -> Option<Action> {
     if key.kind == KeyEventKind::Release {
         return None;
     }
@@ -111,6 +120,11 @@ pub fn map(key: KeyEvent, focus: Focus, help_open: bool) -> Option<Action> {
         KeyCode::End => return Some(ScrollBottom),
         KeyCode::F(1) => return Some(Help),
         _ => {}
+    }
+    if let KeyCode::Char(c @ ('[' | ']')) = key.code {
+        if alt || focus != Focus::Input || input_empty {
+            return Some(SparsityStep(if c == ']' { 1 } else { -1 }));
+        }
     }
     if let KeyCode::Char(c) = key.code {
         if alt || focus != Focus::Input {
@@ -172,21 +186,29 @@ mod tests {
             ('-', Action::Budget(-1)),
         ] {
             assert_eq!(
-                map(k(KeyCode::Char(c), none), Focus::Input, false),
+                map(k(KeyCode::Char(c), none), Focus::Input, false, true),
                 Some(Action::Type(c))
             );
             assert_eq!(
-                map(k(KeyCode::Char(c), none), Focus::Panels, false),
+                map(k(KeyCode::Char(c), none), Focus::Panels, false, true),
                 Some(a)
             );
-            assert_eq!(map(k(KeyCode::Char(c), none), Focus::Chat, false), Some(a));
             assert_eq!(
-                map(k(KeyCode::Char(c), KeyModifiers::ALT), Focus::Input, false),
+                map(k(KeyCode::Char(c), none), Focus::Chat, false, true),
+                Some(a)
+            );
+            assert_eq!(
+                map(
+                    k(KeyCode::Char(c), KeyModifiers::ALT),
+                    Focus::Input,
+                    false,
+                    false
+                ),
                 Some(a)
             );
         }
         assert_eq!(
-            map(k(KeyCode::Char('q'), none), Focus::Panels, false),
+            map(k(KeyCode::Char('q'), none), Focus::Panels, false, true),
             Some(Action::Quit)
         );
     }
@@ -195,23 +217,50 @@ mod tests {
     fn enter_sends_and_its_variants_make_newlines() {
         let f = Focus::Input;
         assert_eq!(
-            map(k(KeyCode::Enter, KeyModifiers::NONE), f, false),
+            map(k(KeyCode::Enter, KeyModifiers::NONE), f, false, true),
             Some(Action::Submit)
         );
         for m in [KeyModifiers::ALT, KeyModifiers::SHIFT] {
-            assert_eq!(map(k(KeyCode::Enter, m), f, false), Some(Action::Newline));
+            assert_eq!(
+                map(k(KeyCode::Enter, m), f, false, false),
+                Some(Action::Newline)
+            );
         }
         assert_eq!(
-            map(k(KeyCode::Char('j'), KeyModifiers::CONTROL), f, false),
+            map(
+                k(KeyCode::Char('j'), KeyModifiers::CONTROL),
+                f,
+                false,
+                false
+            ),
             Some(Action::Newline)
         );
         assert_eq!(
-            map(k(KeyCode::Char('c'), KeyModifiers::CONTROL), f, true),
+            map(k(KeyCode::Char('c'), KeyModifiers::CONTROL), f, true, true),
             Some(Action::Interrupt)
         );
         assert_eq!(
-            map(k(KeyCode::Esc, KeyModifiers::NONE), f, true),
+            map(k(KeyCode::Esc, KeyModifiers::NONE), f, true, true),
             Some(Action::CloseOverlay)
         );
+    }
+
+    #[test]
+    fn brackets_step_sparsity_unless_typing() {
+        let none = KeyModifiers::NONE;
+        for (c, n) in [('[', -1), (']', 1)] {
+            let key = k(KeyCode::Char(c), none);
+            // In the input box only while it is empty; elsewhere always.
+            assert_eq!(
+                map(key, Focus::Input, false, true),
+                Some(Action::SparsityStep(n))
+            );
+            assert_eq!(map(key, Focus::Input, false, false), Some(Action::Type(c)));
+            for f in [Focus::Chat, Focus::Panels] {
+                assert_eq!(map(key, f, false, false), Some(Action::SparsityStep(n)));
+            }
+            // Not while the help is open.
+            assert_eq!(map(key, Focus::Panels, true, true), None);
+        }
     }
 }

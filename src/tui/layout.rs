@@ -1,7 +1,8 @@
 //! Where everything goes for a given terminal size. Wide screens put the chat on the left and
 //! the panels on the right; at 60 columns or fewer the panels stack under the chat as one-line
 //! gauges (a phone in portrait). Panels that do not fit at full height collapse to one line, the
-//! most useful ones keeping their full form longest.
+//! most useful ones keeping their full form longest. Room left over lets panels that can use more
+//! grow to their largest form (the sparsity heat strip), and the rest goes to the tokens/s chart.
 
 use super::panels::Kind;
 use ratatui::layout::Rect;
@@ -26,13 +27,13 @@ pub struct AppLayout {
     pub panels: Vec<PanelSlot>,
 }
 
-/// `input_lines` is the number of lines in the input box; `full_heights` gives each panel's
-/// preferred full height (border included) for the panel column's width.
-pub fn compute(
-    area: Rect,
-    input_lines: usize,
-    full_heights: &dyn Fn(Kind, u16) -> u16,
-) -> AppLayout {
+/// How tall a panel's full form is (border included) at a column width: with `None` its preferred
+/// height, with `Some(room)` the most it makes good use of within `room` rows.
+pub type Heights<'a> = &'a dyn Fn(Kind, u16, Option<u16>) -> u16;
+
+/// `input_lines` is the number of lines in the input box; `full_heights` sizes the panels for the
+/// panel column's width.
+pub fn compute(area: Rect, input_lines: usize, full_heights: Heights) -> AppLayout {
     let status = Rect {
         y: area.bottom().saturating_sub(1),
         height: area.height.min(1),
@@ -124,8 +125,9 @@ fn split_bottom(r: Rect, h: u16) -> (Rect, Rect) {
 }
 
 /// Panels in a column: everything starts as one line, then panels grow to full height in order
-/// of usefulness while room remains; what is left goes to the tokens/s chart.
-fn stack_panels(col: Rect, full_heights: &dyn Fn(Kind, u16) -> u16) -> Vec<PanelSlot> {
+/// of usefulness while room remains, then to their largest form in the same order; what is left
+/// goes to the tokens/s chart.
+fn stack_panels(col: Rect, full_heights: Heights) -> Vec<PanelSlot> {
     let n = Kind::ORDER.len() as u16;
     let mut heights: Vec<u16> = vec![1; n as usize];
     let mut spare = col.height.saturating_sub(n);
@@ -135,10 +137,21 @@ fn stack_panels(col: Rect, full_heights: &dyn Fn(Kind, u16) -> u16) -> Vec<Panel
     }
     for kind in Kind::EXPAND_PRIORITY {
         let i = kind.index();
-        let extra = full_heights(kind, col.width).saturating_sub(1);
+        let extra = full_heights(kind, col.width, None).saturating_sub(1);
         if heights[i] == 1 && extra <= spare {
             heights[i] += extra;
             spare -= extra;
+        }
+    }
+    for kind in Kind::EXPAND_PRIORITY {
+        let i = kind.index();
+        if heights[i] > 1 {
+            let room = heights[i] + spare;
+            let more = full_heights(kind, col.width, Some(room))
+                .min(room)
+                .saturating_sub(heights[i]);
+            heights[i] += more;
+            spare -= more;
         }
     }
     let grow = Kind::ORDER.iter().position(|k| heights[k.index()] > 1);

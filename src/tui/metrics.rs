@@ -4,12 +4,17 @@
 
 use super::series::Series;
 use serde::{Deserialize, Serialize};
+use sparsetop_engine::sparse::SparsityConfig;
 use sparsetop_engine::telemetry::{
-    CacheSample, Event, MemorySample, Phase, SessionInfo, SparsitySample, TokenSample,
+    CacheSample, Event, MemorySample, Phase, SessionInfo, SparsitySample, TokenSample, HEAT_BANDS,
 };
 
 /// How many points each history keeps (more than the widest chart shows).
 const HISTORY: usize = 240;
+
+/// Weight of the newest token in [`Metrics::heat`]: about the last eight tokens count, enough to
+/// steady the strip while it still follows a change of topic within a sentence.
+pub const HEAT_WEIGHT: f32 = 0.25;
 
 /// A sample of the machine the app runs on, taken by the UI at its tick rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,7 +69,17 @@ pub struct Metrics {
     io_bytes_since_tick: u64,
     io_seen: bool,
     pub memory: Option<MemorySample>,
+    /// The last decoded token's FFN activity, while sparse decode is on.
     pub sparsity: Option<SparsitySample>,
+    /// Sparse decode's settings in force, when known: from the startup flags, the engine's answer
+    /// to a change, or (in a replay) the samples, which carry them.
+    pub sparse_config: Option<SparsityConfig>,
+    /// Per layer and band of the hot-first neuron order (`n_layer × HEAT_BANDS`, layer-major), the
+    /// share of the band's neurons that were active, as an exponential moving average over
+    /// decoded tokens (the newest weighs [`HEAT_WEIGHT`]). One token's bands jump around; the
+    /// average shows where activity sits, so the heat strip reads instead of flickering. It
+    /// starts over when the settings change, so the strip shows the new level at once.
+    pub heat: Vec<f32>,
     pub host: Option<HostSample>,
     /// Telemetry samples the engine dropped because the UI was behind.
     pub dropped: u64,
@@ -89,6 +104,8 @@ impl Default for Metrics {
             io_seen: false,
             memory: None,
             sparsity: None,
+            sparse_config: None,
+            heat: Vec::new(),
             host: None,
             dropped: 0,
         }
@@ -113,7 +130,7 @@ impl Metrics {
                     }
                 }
             }
-            Event::Sparsity(s) => self.sparsity = Some(s.clone()),
+            Event::Sparsity(s) => self.apply_sparsity(s),
             Event::Cache(c) => {
                 let total = c.hits + c.misses;
                 if total > 0 {
@@ -129,6 +146,41 @@ impl Metrics {
                 self.io_bytes_since_tick += io.bytes_read;
             }
             Event::Memory(m) => self.memory = Some(*m),
+        }
+    }
+
+    /// Folds a sparsity sample. A sample taken under other settings than the known ones is one
+    /// that was still in the telemetry channel when a change was answered: it is dropped.
+    /// (Recordings made before samples carried their settings have level 0: they are shown, and
+    /// set nothing.)
+    fn apply_sparsity(&mut self, s: &SparsitySample) {
+        let from = (s.level > 0.0).then_some(SparsityConfig {
+            level: s.level,
+            predictor: s.predictor,
+        });
+        match (self.sparse_config, from) {
+            (Some(known), Some(f)) if known != f => return,
+            (None, Some(f)) => self.sparse_config = Some(f),
+            _ => {}
+        }
+        let band = s.n_ff as f32 / HEAT_BANDS as f32;
+        let shares = s.bands.iter().map(|&n| (n as f32 / band.max(1.0)).min(1.0));
+        if self.heat.len() == s.bands.len() {
+            for (h, x) in self.heat.iter_mut().zip(shares) {
+                *h += HEAT_WEIGHT * (x - *h);
+            }
+        } else {
+            self.heat = shares.collect();
+        }
+        self.sparsity = Some(s.clone());
+    }
+
+    /// New settings in force: the samples and heat of the old ones no longer describe decoding.
+    pub fn set_sparse_config(&mut self, c: SparsityConfig) {
+        if self.sparse_config != Some(c) {
+            self.sparse_config = Some(c);
+            self.sparsity = None;
+            self.heat.clear();
         }
     }
 
@@ -202,5 +254,45 @@ mod tests {
         });
         assert_eq!(m.io_mbs.last(), Some(4.0));
         assert_eq!(m.io_depth.last(), Some(4.0));
+    }
+
+    fn sparse(level: f32, bands: Vec<u32>) -> Event {
+        Event::Sparsity(SparsitySample {
+            active: vec![bands.iter().sum()],
+            n_ff: 80,
+            recall: None,
+            bands,
+            level,
+            predictor: false,
+        })
+    }
+
+    #[test]
+    fn heat_is_a_moving_average_that_restarts_with_new_settings() {
+        let mut m = Metrics::default();
+        let half = SparsityConfig {
+            level: 0.5,
+            predictor: false,
+        };
+        m.set_sparse_config(half);
+        // Bands of 10 neurons: the first token sets the heat, later ones move it by a quarter.
+        m.apply(&sparse(0.5, vec![10, 0, 0, 0, 0, 0, 0, 0]));
+        assert_eq!(m.heat[..2], [1.0, 0.0]);
+        m.apply(&sparse(0.5, vec![0, 10, 0, 0, 0, 0, 0, 0]));
+        assert_eq!(m.heat[..2], [0.75, 0.25]);
+        // A late sample from other settings changes nothing.
+        m.apply(&sparse(0.3, vec![10; 8]));
+        assert_eq!(m.heat[..2], [0.75, 0.25]);
+        // New settings drop the old sample and heat.
+        m.set_sparse_config(SparsityConfig {
+            level: 0.0,
+            predictor: false,
+        });
+        assert!(m.sparsity.is_none() && m.heat.is_empty());
+        // Without known settings (a replay), the samples tell them.
+        let mut m = Metrics::default();
+        m.apply(&sparse(0.5, vec![5; 8]));
+        assert_eq!(m.sparse_config, Some(half));
+        assert_eq!(m.heat, vec![0.5; 8]);
     }
 }

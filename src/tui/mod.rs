@@ -109,6 +109,16 @@ pub fn chat(a: &ChatArgs) -> anyhow::Result<()> {
         sampler_desc,
         info.n_ctx as usize,
     );
+    let sparsity = engine_worker::SparsitySetup {
+        model_path: path.clone(),
+        profile: a.engine.sparsity.profile.clone(),
+        threads: a.engine.threads,
+        initial: sparsetop_engine::sparse::SparsityConfig {
+            level: a.engine.sparsity.sparsity,
+            predictor: a.engine.sparsity.predictor,
+        },
+    };
+    app.set_sparsity_in_force(sparsity.initial);
     let (ftx, frx) = tokio::sync::mpsc::unbounded_channel();
     let sampler = Sampler::new(params, model.config.n_vocab);
     let worker = engine_worker::Worker::spawn(
@@ -117,6 +127,7 @@ pub fn chat(a: &ChatArgs) -> anyhow::Result<()> {
         sampler,
         a.system.clone(),
         common::n_predict(a.n_predict),
+        sparsity,
         ftx,
     );
     let rt = runtime()?;

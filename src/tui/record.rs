@@ -100,7 +100,9 @@ impl Recorder {
         // Chat lines are rare and matter most: get them to disk at once.
         if matches!(
             feed,
-            Feed::Chat(ChatEvent::Done { .. } | ChatEvent::User { .. })
+            Feed::Chat(
+                ChatEvent::Done { .. } | ChatEvent::User { .. } | ChatEvent::Sparsity { .. }
+            )
         ) {
             self.out.flush()?;
         }

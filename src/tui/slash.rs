@@ -9,7 +9,11 @@ pub enum Slash {
     Help,
     Quit,
     Budget,
-    Sparsity,
+    /// `/sparsity X`: the share of FFN neurons to skip (0 to 0.9); `None` (no argument) shows
+    /// the settings in force.
+    Sparsity(Option<f32>),
+    /// `/predictor on|off`: use the low-rank predictor to skip gate rows too.
+    Predictor(bool),
     /// Usage error or unknown command: the text to show.
     Invalid(String),
 }
@@ -21,9 +25,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/save FILE", "write the transcript as Markdown"),
     ("/help", "keys and commands"),
     ("/budget", "not available yet (comes with flash offload)"),
+    ("/sparsity X", "FFN neurons to skip, 0 (dense) to 0.9"),
     (
-        "/sparsity",
-        "restart with --sparsity X to change it (live changes come next)",
+        "/predictor on|off",
+        "low-rank predictor skips gate rows too",
     ),
     ("/quit", "leave"),
 ];
@@ -45,9 +50,34 @@ pub fn parse(input: &str) -> Option<Slash> {
         "help" | "?" => Slash::Help,
         "quit" | "exit" | "q" => Slash::Quit,
         "budget" => Slash::Budget,
-        "sparsity" => Slash::Sparsity,
+        "sparsity" => sparsity(arg),
+        "predictor" => match arg {
+            "on" => Slash::Predictor(true),
+            "off" => Slash::Predictor(false),
+            _ => Slash::Invalid("usage: /predictor on|off".into()),
+        },
         other => Slash::Invalid(format!("unknown command /{other}: /help lists them")),
     })
+}
+
+/// The most sparsity the engine takes (its `check_level`): past it quality falls apart.
+pub const MAX_SPARSITY: f32 = 0.9;
+
+/// `/sparsity [X|off]`, checked here so a typo is answered at once, before reaching the engine.
+fn sparsity(arg: &str) -> Slash {
+    if arg.is_empty() {
+        return Slash::Sparsity(None);
+    }
+    if arg == "off" {
+        return Slash::Sparsity(Some(0.0));
+    }
+    match arg.parse::<f32>() {
+        Ok(x) if (0.0..=MAX_SPARSITY).contains(&x) => Slash::Sparsity(Some(x)),
+        Ok(x) if x.is_finite() => Slash::Invalid(format!(
+            "sparsity {x} is out of range: use a value from 0 (dense, exact) to {MAX_SPARSITY}"
+        )),
+        _ => Slash::Invalid("usage: /sparsity X, X from 0 (dense, exact) to 0.9".into()),
+    }
 }
 
 #[cfg(test)]
@@ -66,5 +96,30 @@ mod tests {
         assert!(matches!(parse("/save"), Some(Slash::Invalid(_))));
         assert!(matches!(parse("/frob"), Some(Slash::Invalid(m)) if m.contains("/frob")));
         assert_eq!(parse("/budget 2G"), Some(Slash::Budget));
+    }
+
+    #[test]
+    fn parses_sparsity_and_predictor() {
+        assert_eq!(parse("/sparsity 0.3"), Some(Slash::Sparsity(Some(0.3))));
+        assert_eq!(parse("/sparsity 0"), Some(Slash::Sparsity(Some(0.0))));
+        assert_eq!(parse("/sparsity 0.9"), Some(Slash::Sparsity(Some(0.9))));
+        assert_eq!(parse("/sparsity off"), Some(Slash::Sparsity(Some(0.0))));
+        assert_eq!(parse("/sparsity"), Some(Slash::Sparsity(None)));
+        for bad in ["/sparsity 1.5", "/sparsity -0.1", "/sparsity 0.91"] {
+            assert!(
+                matches!(parse(bad), Some(Slash::Invalid(m)) if m.contains("out of range")),
+                "{bad}"
+            );
+        }
+        for bad in ["/sparsity half", "/sparsity NaN", "/sparsity inf"] {
+            assert!(
+                matches!(parse(bad), Some(Slash::Invalid(m)) if m.starts_with("usage")),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse("/predictor on"), Some(Slash::Predictor(true)));
+        assert_eq!(parse("/predictor off"), Some(Slash::Predictor(false)));
+        assert!(matches!(parse("/predictor"), Some(Slash::Invalid(m)) if m.contains("on|off")));
+        assert!(matches!(parse("/predictor yes"), Some(Slash::Invalid(_))));
     }
 }

@@ -13,6 +13,7 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::Terminal;
+use sparsetop_engine::sparse::SparsityConfig;
 use sparsetop_engine::telemetry::{
     CacheSample, Event, IoSample, MemorySample, Phase, SessionInfo, SparsitySample, TokenSample,
 };
@@ -259,6 +260,18 @@ fn panel_full(kind: Kind, m: &Metrics, th: &Theme, w: u16) -> Buffer {
     buf
 }
 
+fn panel_sized(kind: Kind, m: &Metrics, th: &Theme, w: u16, h: u16) -> Buffer {
+    let mut buf = Buffer::empty(Rect::new(0, 0, w, h));
+    let cx = Ctx {
+        m,
+        th,
+        focused: false,
+        paused: false,
+    };
+    kind.render_full(&cx, buf.area, &mut buf);
+    buf
+}
+
 fn panel_line(kind: Kind, m: &Metrics, th: &Theme, w: u16) -> Buffer {
     let mut buf = Buffer::empty(Rect::new(0, 0, w, 1));
     let cx = Ctx {
@@ -380,7 +393,10 @@ fn ctrl_c_stops_then_quits_and_slash_commands_reply() {
     // Slash commands.
     for (cmd, needle) in [
         ("/budget", "not available yet"),
-        ("/sparsity", "restart with --sparsity"),
+        (
+            "/sparsity",
+            "sparsity settings unknown. /sparsity X sets it",
+        ),
     ] {
         for c in cmd.chars() {
             app.on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
@@ -422,5 +438,247 @@ fn record_lines_round_trip_into_feed() {
     assert_eq!(
         r.feed(),
         Some(Feed::Chat(ChatEvent::Token { text: "Hi".into() }))
+    );
+}
+
+fn type_str(app: &mut App, s: &str) {
+    for c in s.chars() {
+        app.on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    }
+}
+
+fn enter(app: &mut App) -> Vec<super::app::Effect> {
+    app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE))
+}
+
+fn cfg(level: f32, predictor: bool) -> SparsityConfig {
+    SparsityConfig { level, predictor }
+}
+
+/// `/sparsity`, `/predictor`, `[` and `]` become engine requests; the engine's answers set what
+/// the panel's title says, and a refusal is an error line that loses nothing.
+#[test]
+fn sparsity_requests_and_answers() {
+    use super::app::Effect;
+    let mut app = new_app(theme("default"));
+    app.set_sparsity_in_force(cfg(0.5, false));
+    type_str(&mut app, "/sparsity 0.3");
+    assert_eq!(enter(&mut app), vec![Effect::Sparsity(cfg(0.3, false))]);
+    assert!(app.input.text().is_empty());
+    // The title changes when the engine answers, not before.
+    assert_eq!(
+        Kind::Sparsity.heading(&app.metrics),
+        "FFN · sparsity 0.5 · predictor off"
+    );
+    app.apply(Feed::Chat(ChatEvent::Sparsity {
+        level: 0.3,
+        predictor: false,
+        error: None,
+    }));
+    assert_eq!(
+        Kind::Sparsity.heading(&app.metrics),
+        "FFN · sparsity 0.3 · predictor off"
+    );
+    assert_eq!(
+        app.messages.last().unwrap().text,
+        "now sparsity 0.3 · predictor off"
+    );
+    // Out of range: an error line in the chat at once, nothing sent, the command kept to fix.
+    type_str(&mut app, "/sparsity 1.5");
+    assert!(enter(&mut app).is_empty());
+    let last = app.messages.last().unwrap();
+    assert_eq!(last.role, super::app::Role::Error);
+    assert!(last.text.contains("out of range"), "{}", last.text);
+    assert_eq!(app.input.take(), "/sparsity 1.5");
+    // `/predictor on`, refused by the engine: an error line, the settings unchanged.
+    type_str(&mut app, "/predictor on");
+    assert_eq!(enter(&mut app), vec![Effect::Sparsity(cfg(0.3, true))]);
+    app.apply(Feed::Chat(ChatEvent::Sparsity {
+        level: 0.3,
+        predictor: false,
+        error: Some("the sparsity profile has no predictor".into()),
+    }));
+    let last = app.messages.last().unwrap();
+    assert_eq!(last.role, super::app::Role::Error);
+    assert!(last.text.contains("no predictor") && last.text.contains("still sparsity 0.3"));
+    assert_eq!(app.sparse_wanted, cfg(0.3, false));
+    // `]` and `[` step from what was last asked, even before the engine answers.
+    let bracket = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+    assert_eq!(
+        app.on_key(bracket(']')),
+        vec![Effect::Sparsity(cfg(0.4, false))]
+    );
+    assert_eq!(
+        app.on_key(bracket(']')),
+        vec![Effect::Sparsity(cfg(0.5, false))]
+    );
+    // The answer to the first request does not undo the second.
+    app.apply(Feed::Chat(ChatEvent::Sparsity {
+        level: 0.4,
+        predictor: false,
+        error: None,
+    }));
+    assert_eq!(app.sparse_wanted, cfg(0.5, false));
+    assert_eq!(
+        app.on_key(bracket('[')),
+        vec![Effect::Sparsity(cfg(0.4, false))]
+    );
+    // With text in the input they type; at the ends of the range they say so.
+    type_str(&mut app, "a");
+    assert!(app.on_key(bracket('[')).is_empty());
+    assert_eq!(app.input.text(), "a[");
+    app.input.take();
+    type_str(&mut app, "/sparsity 0");
+    assert_eq!(enter(&mut app), vec![Effect::Sparsity(cfg(0.0, false))]);
+    assert!(app.on_key(bracket('[')).is_empty());
+    assert!(app.flash.as_deref().unwrap().contains("already 0"));
+    // During an answer a change is queued for after it, and its notice does not split the answer.
+    type_str(&mut app, "hi");
+    assert_eq!(enter(&mut app), vec![Effect::Send("hi".into())]);
+    assert_eq!(
+        app.on_key(KeyEvent::new(KeyCode::Char(']'), KeyModifiers::ALT)),
+        vec![Effect::Sparsity(cfg(0.1, false))]
+    );
+    assert!(app.flash.as_deref().unwrap().contains("after this answer"));
+    app.apply(Feed::Chat(ChatEvent::Sparsity {
+        level: 0.1,
+        predictor: false,
+        error: None,
+    }));
+    app.apply(Feed::Chat(ChatEvent::Token {
+        text: "Hello".into(),
+    }));
+    assert_eq!(app.messages.last().unwrap().text, "Hello");
+    assert!(app.generating);
+    // A replay has no engine to change.
+    app.mode = Mode::Replay {
+        file: "x".into(),
+        speed: 1.0,
+        finished: true,
+    };
+    app.generating = false;
+    type_str(&mut app, "/sparsity 0.2");
+    assert!(enter(&mut app).is_empty());
+}
+
+/// An app whose sparsity panel has had two tokens of heat, at 0.5 with the predictor: the
+/// telemetry's sample, then one with every band half active (a quarter of the way to it).
+fn heat_app(th: Theme) -> App {
+    let mut app = busy_app(th);
+    app.set_sparsity_in_force(cfg(0.5, true));
+    for e in telemetry() {
+        if let Event::Sparsity(mut s) = e {
+            app.apply(Feed::Telemetry(Event::Sparsity(s.clone())));
+            s.bands = vec![96; s.bands.len()];
+            app.apply(Feed::Telemetry(Event::Sparsity(s)));
+        }
+    }
+    app
+}
+
+#[test]
+fn sparsity_heat_strip_200x60() {
+    insta::assert_snapshot!(text(
+        draw(&heat_app(theme("default")), 200, 60)
+            .backend()
+            .buffer()
+    ));
+}
+
+#[test]
+fn sparsity_heat_strip_45x20() {
+    insta::assert_snapshot!(text(
+        draw(&heat_app(theme("default")), 45, 20).backend().buffer()
+    ));
+}
+
+/// The sparsity panel at the heights the layout can give it (compact, merged bands, every
+/// band), at a narrow and a wide column, and a model with more layers than columns.
+#[test]
+fn sparsity_panel_sizes() {
+    let th = theme("default");
+    let m = heat_app(th.clone()).metrics;
+    let mut out = String::new();
+    for (w, h) in [(32, 4), (44, 7), (44, 13), (60, 13)] {
+        out.push_str(&format!("--- {w}x{h}\n"));
+        out.push_str(&text(&panel_sized(Kind::Sparsity, &m, &th, w, h)));
+    }
+    // 64 layers in a 44-wide panel: two layers a column.
+    let mut big = Metrics::default();
+    big.set_sparse_config(cfg(0.7, false));
+    big.apply(&Event::Sparsity(SparsitySample {
+        active: (0..64).map(|l| 300 + l * 10).collect(),
+        n_ff: 2048,
+        recall: None,
+        bands: (0..64u32)
+            .flat_map(|l| (0..8u32).map(move |b| 256u32.saturating_sub(b * 36 + l)))
+            .collect(),
+        level: 0.7,
+        predictor: false,
+    }));
+    out.push_str("--- 64 layers, 44x13\n");
+    out.push_str(&text(&panel_sized(Kind::Sparsity, &big, &th, 44, 13)));
+    out.push_str("--- 64 layers, one line, 44 wide\n");
+    out.push_str(&text(&panel_line(Kind::Sparsity, &big, &th, 44)));
+    // Dense settings, and sparse ones with no token decoded yet.
+    for c in [cfg(0.0, false), cfg(0.3, false)] {
+        let mut m = Metrics::default();
+        m.set_sparse_config(c);
+        out.push_str(&format!("--- {c:?}, no sample\n"));
+        out.push_str(&text(&panel_full(Kind::Sparsity, &m, &th, 44)));
+        out.push_str(&text(&panel_line(Kind::Sparsity, &m, &th, 44)));
+    }
+    insta::assert_snapshot!(out);
+}
+
+/// Under NO_COLOR the strip's shades alone carry the heat: no colours anywhere.
+#[test]
+fn sparsity_heat_strip_no_color() {
+    let th = Theme::select("default", true).unwrap();
+    let m = heat_app(th.clone()).metrics;
+    let buf = panel_sized(Kind::Sparsity, &m, &th, 44, 13);
+    for cell in buf.content() {
+        assert_eq!(cell.fg, ratatui::style::Color::Reset, "{cell:?}");
+        assert_eq!(cell.bg, ratatui::style::Color::Reset, "{cell:?}");
+    }
+    insta::assert_snapshot!(text(&buf));
+    insta::assert_debug_snapshot!(buf);
+}
+
+/// While the engine calibrates a profile its notes go to the chat and its progress to the status
+/// line; the answer to the request ends both.
+#[test]
+fn calibration_shows_in_chat_and_status() {
+    let mut app = new_app(theme("default"));
+    app.set_sparsity_in_force(cfg(0.0, false));
+    app.on_key(KeyEvent::new(KeyCode::Char(']'), KeyModifiers::NONE));
+    app.apply(Feed::Chat(ChatEvent::CalibrationNote {
+        text: "no sparsity profile for this model yet: calibrating it now (once)".into(),
+    }));
+    app.apply(Feed::Chat(ChatEvent::CalibrationProgress {
+        stage: "pass 1/2: activations".into(),
+        done: 37,
+        total: 100,
+    }));
+    let screen = text(draw(&app, 80, 24).backend().buffer());
+    assert!(screen.contains("calibrating it now"), "{screen}");
+    assert!(
+        screen.contains("● calibrating: pass 1/2: activations 37%"),
+        "{screen}"
+    );
+    // A message sent meanwhile waits, and says so.
+    type_str(&mut app, "hi");
+    assert_eq!(enter(&mut app), vec![super::app::Effect::Send("hi".into())]);
+    assert!(app.flash.as_deref().unwrap().contains("calibration"));
+    app.apply(Feed::Chat(ChatEvent::Sparsity {
+        level: 0.1,
+        predictor: false,
+        error: None,
+    }));
+    assert!(app.calibrating.is_none() && app.flash.is_none());
+    let screen = text(draw(&app, 120, 40).backend().buffer());
+    assert!(
+        screen.contains("FFN · sparsity 0.1 · predictor off"),
+        "{screen}"
     );
 }

@@ -5,7 +5,7 @@ use super::app::{App, Focus, Mode};
 use super::chat_view;
 use super::keys::HELP;
 use super::layout;
-use super::panels::{Ctx, Kind};
+use super::panels::{text_height, Ctx, Kind};
 use super::slash::COMMANDS;
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;
@@ -19,7 +19,10 @@ pub fn draw(f: &mut Frame, app: &App) {
     Block::default().style(app.theme.base()).render(area, buf);
     let m = app.shown_metrics();
     let input_lines = app.input.text().split('\n').count();
-    let lay = layout::compute(area, input_lines, &|k: Kind, w| k.full_height(m, w));
+    let lay = layout::compute(area, input_lines, &|k: Kind, w, room| match room {
+        None => k.full_height(m, w),
+        Some(room) => k.fit_height(m, w, room),
+    });
     chat_view::render(app, lay.chat, buf);
     draw_input(f, app, lay.input);
     let buf = f.buffer_mut();
@@ -94,9 +97,8 @@ fn draw_hints(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
             Focus::Input => format!(
                 " Enter send · {newline} newline · Ctrl+C stop/quit · Tab focus · Alt+? help"
             ),
-            _ => {
-                " ? help · p pause · t theme · +/- budget · q quit · Esc back to input".to_string()
-            }
+            _ => " ? help · p pause · t theme · [/] sparsity · +/- budget · q quit · Esc → input"
+                .to_string(),
         };
         Line::styled(keys, app.theme.dim())
     };
@@ -114,6 +116,9 @@ fn draw_status(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
             } else {
                 format!("replay ×{speed}")
             }
+        }
+        Mode::Live if app.calibrating.is_some() => {
+            format!("● {}", app.calibrating.as_deref().unwrap_or_default())
         }
         Mode::Live if app.generating => match app.metrics.decode.last() {
             Some(v) => format!("● {v:.1} tok/s"),
@@ -138,15 +143,6 @@ fn draw_status(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
 
 fn draw_help(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
     let w = area.width.min(64);
-    let rows = (HELP.len() + COMMANDS.len() + 2) as u16;
-    let h = area.height.min(rows + 4);
-    let r = Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height - h) / 2,
-        width: w,
-        height: h,
-    };
-    Clear.render(r, buf);
     // Wide: key and description side by side; narrow: the description under its key.
     let wide = w >= 60;
     let mut lines: Vec<Line> = Vec::new();
@@ -169,6 +165,23 @@ fn draw_help(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
         "Panel keys type text in the input: use Alt, or Tab to the panels.",
         app.theme.dim(),
     ));
+    lines.push(Line::styled(
+        "A sparsity change asked during an answer applies from the next one.",
+        app.theme.dim(),
+    ));
+    // As tall as the wrapped text (plus the border), when the screen allows.
+    let text_rows: u16 = lines
+        .iter()
+        .map(|l| text_height(&l.to_string(), w.saturating_sub(2)))
+        .sum();
+    let h = area.height.min(text_rows + 2);
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    Clear.render(r, buf);
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
         .scroll((app.help_scroll, 0))

@@ -69,6 +69,15 @@ impl Kind {
         }
     }
 
+    /// The title of the full form: [`Kind::title`], or for the sparsity panel the settings in
+    /// force (they change live, with `/sparsity` and `[`/`]`).
+    pub fn heading(self, m: &Metrics) -> String {
+        match self {
+            Kind::Sparsity => sparsity::title(m),
+            _ => self.title().to_string(),
+        }
+    }
+
     /// Short label of the one-line form.
     fn label(self) -> &'static str {
         match self {
@@ -94,9 +103,19 @@ impl Kind {
         }
     }
 
+    /// The most height, up to `room`, the full form makes good use of at this width (the
+    /// sparsity heat strip in its sizes); the layout gives it when the column has rows to spare.
+    pub fn fit_height(self, m: &Metrics, width: u16, room: u16) -> u16 {
+        let inner = width.saturating_sub(2).max(1);
+        match self {
+            Kind::Sparsity => 2 + sparsity::fit_height(m, inner, room.saturating_sub(2)),
+            _ => self.full_height(m, width),
+        }
+    }
+
     /// The full form: a bordered block titled with the quantity and unit.
     pub fn render_full(self, cx: &Ctx, area: Rect, buf: &mut Buffer) {
-        let mut title = format!(" {} ", self.title());
+        let mut title = format!(" {} ", self.heading(cx.m));
         if cx.paused {
             title.push_str("[paused] ");
         }
