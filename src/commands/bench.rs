@@ -21,6 +21,8 @@ struct Row {
     tok_s: Vec<f64>,
     /// FFN weight bytes read per generated token, and what the sparse FFN did (tg rows).
     ffn: Option<FfnReport>,
+    /// Under a budget: what the timed runs read and hit.
+    offload: Option<serde_json::Value>,
 }
 
 impl Row {
@@ -35,6 +37,45 @@ impl Row {
         }
         let m = self.mean();
         (self.tok_s.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1) as f64).sqrt()
+    }
+}
+
+/// Offload counters (layer uses and neuron uses, hits, bytes read), to difference around a test.
+struct OffloadCounts {
+    hits: u64,
+    uses: u64,
+    bytes: u64,
+}
+
+impl OffloadCounts {
+    fn of(session: &Session) -> Option<Self> {
+        let o = session.offload()?;
+        let st = o.stream.stats;
+        let mut c = OffloadCounts {
+            hits: st.resident_uses,
+            uses: st.resident_uses + st.streamed_uses,
+            bytes: st.bytes_read,
+        };
+        if let Some(n) = &o.neurons {
+            let s = n.stats;
+            c.hits += s.hot_hits + s.cold_hits;
+            c.uses += s.hot_hits + s.cold_hits + s.misses;
+            c.bytes += s.bytes_read;
+        }
+        Some(c)
+    }
+
+    fn since(&self, before: &Self, tokens: u64, session: &Session) -> serde_json::Value {
+        let o = session.offload().expect("a budget is set");
+        let uses = self.uses - before.uses;
+        serde_json::json!({
+            "budget": o.budget,
+            "fixed_region": o.fixed.total(),
+            "resident_layers": o.stream.resident_layers(),
+            "hot_neurons_per_layer": o.neurons.as_ref().map(|n| n.hot_per_layer()),
+            "hit_rate": if uses > 0 { (self.hits - before.hits) as f64 / uses as f64 } else { 0.0 },
+            "bytes_read_per_token": (self.bytes - before.bytes) as f64 / tokens.max(1) as f64,
+        })
     }
 }
 
@@ -105,6 +146,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
                 test: format!("pp{}", a.n_prompt),
                 tok_s: vec![],
                 ffn: None,
+                offload: None,
             };
             for _ in 0..a.repetitions {
                 row.tok_s.push(time_pp(&mut session, &pp)?);
@@ -119,12 +161,17 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
                 test: format!("tg{}", a.n_gen),
                 tok_s: vec![],
                 ffn: None,
+                offload: None,
             };
             session.reset_sparse_stats();
+            let before = OffloadCounts::of(&session);
             for _ in 0..a.repetitions {
                 row.tok_s.push(time_tg(&mut session, &tg)?);
             }
             row.ffn = Some(FfnReport::of(&session));
+            if let (Some(b), Some(after)) = (before, OffloadCounts::of(&session)) {
+                row.offload = Some(after.since(&b, (a.n_gen * a.repetitions) as u64, &session));
+            }
             eprintln!("  t={threads} {}: {:.1} tok/s", row.test, row.mean());
             rows.push(row);
         }
@@ -144,6 +191,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
                     "sparsity": a.sparsity.sparsity,
                     "predictor": a.sparsity.predictor,
                     "ffn": r.ffn.as_ref().map(FfnReport::json),
+                    "offload": r.offload,
                 })
             })
             .collect();
@@ -175,6 +223,19 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
     }
     for r in rows.iter().filter_map(|r| r.ffn.as_ref().map(|f| (r, f))) {
         writeln!(s, "\n{} t={}: {}", r.0.test, r.0.threads, r.1.line())?;
+    }
+    for r in rows
+        .iter()
+        .filter_map(|r| r.offload.as_ref().map(|o| (r, o)))
+    {
+        writeln!(
+            s,
+            "{} t={}: under the budget, {:.1}% of FFN uses hit memory, {:.2} MB read per token",
+            r.0.test,
+            r.0.threads,
+            100.0 * r.1["hit_rate"].as_f64().unwrap_or(0.0),
+            r.1["bytes_read_per_token"].as_f64().unwrap_or(0.0) / 1e6
+        )?;
     }
     output::stream(&s)
 }

@@ -44,6 +44,20 @@ impl DownT {
         })
     }
 
+    /// The same rows in another order: row `k` of the result is row `order[k]` of this one (the
+    /// sparse FFN keeps them hot-first, so the columns of often-active neurons sit together).
+    pub fn permuted(&self, order: &[u32]) -> DownT {
+        let mut data = Vec::with_capacity(self.data.len());
+        for &i in order {
+            data.extend_from_slice(self.row(i as usize));
+        }
+        DownT {
+            data,
+            row_bytes: self.row_bytes,
+            n_embd: self.n_embd,
+        }
+    }
+
     /// Neuron `i`'s column.
     #[inline]
     pub fn row(&self, i: usize) -> &[u8] {

@@ -101,6 +101,7 @@ pub struct SparseFfn {
     pub config: SparsityConfig,
     thresholds: Vec<Thresholds>,
     pred_thresholds: Vec<f32>,
+    /// Per layer, the neuron-major `down` copy in hot-first order (row k = rank k).
     down_t: Vec<DownT>,
     lanes: PerThread<Lane>,
     slots: PerThread<Slot>,
@@ -143,7 +144,8 @@ impl SparseFfn {
         let down_t = weights
             .layers
             .iter()
-            .map(|l| DownT::build(file, &l.down))
+            .enumerate()
+            .map(|(li, l)| Ok(DownT::build(file, &l.down)?.permuted(profile.order(li))))
             .collect::<Result<Vec<_>>>()?;
         let l0 = &weights.layers[0];
         let gate_act = l0
@@ -350,7 +352,7 @@ impl SparseFfn {
                     None => (
                         &gdata[i * grb..(i + 1) * grb],
                         &udata[i * urb..(i + 1) * urb],
-                        dt.row(i),
+                        dt.row(k),
                     ),
                 };
                 let predicted = store.is_some() || !use_pred || {
