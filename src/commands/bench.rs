@@ -58,7 +58,7 @@ impl OffloadCounts {
         };
         if let Some(n) = &o.neurons {
             let s = n.stats;
-            c.hits += s.hot_hits + s.cold_hits;
+            c.hits += s.cache_hits();
             c.uses += s.hot_hits + s.cold_hits + s.misses;
             c.bytes += s.bytes_read;
         }

@@ -136,8 +136,8 @@ impl Offload {
         let mut io = self.stream.io().stats();
         if let Some(n) = &self.neurons {
             let s = n.stats;
-            hits += s.hot_hits + s.cold_hits;
-            misses += s.misses;
+            hits += s.cache_hits();
+            misses += s.misses + s.prefetch_used.min(s.cold_hits);
             bytes += s.bytes_read;
             used += s.prefetch_used;
             wasted += s.prefetch_wasted;
@@ -324,7 +324,7 @@ impl Session {
             profile,
             config,
             &m.weights,
-            m.file.bytes(),
+            m.ffn_in_memory().then(|| m.file.bytes()),
             self.n_threads,
         )?);
         Ok(())

@@ -38,10 +38,16 @@ pub struct NeuronStats {
 }
 
 impl NeuronStats {
-    /// Share of needed records that were in memory.
+    /// Needed records that were already cached (not counting those only there because they were
+    /// read ahead for this step).
+    pub fn cache_hits(&self) -> u64 {
+        self.hot_hits + self.cold_hits - self.prefetch_used.min(self.cold_hits)
+    }
+
+    /// Share of needed records that were cached before the step asked for them.
     pub fn hit_rate(&self) -> f64 {
         let all = self.hot_hits + self.cold_hits + self.misses;
-        (self.hot_hits + self.cold_hits) as f64 / all.max(1) as f64
+        self.cache_hits() as f64 / all.max(1) as f64
     }
 }
 

@@ -130,7 +130,7 @@ impl SparseFfn {
         profile: Arc<ProfileData>,
         config: SparsityConfig,
         weights: &Weights,
-        file: &[u8],
+        file: Option<&[u8]>,
         n_threads: usize,
     ) -> Result<Self> {
         check_level(config.level)?;
@@ -141,12 +141,17 @@ impl SparseFfn {
         }
         let n_layer = weights.layers.len();
         let n_embd = weights.output_norm.len();
-        let down_t = weights
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(li, l)| Ok(DownT::build(file, &l.down)?.permuted(profile.order(li))))
-            .collect::<Result<Vec<_>>>()?;
+        // Without the FFN in memory (a model opened for a budget) neurons come from the bundle's
+        // records, which carry their own down columns: no copy here.
+        let down_t = match file {
+            Some(file) => weights
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(li, l)| Ok(DownT::build(file, &l.down)?.permuted(profile.order(li))))
+                .collect::<Result<Vec<_>>>()?,
+            None => Vec::new(),
+        };
         let l0 = &weights.layers[0];
         let gate_act = l0
             .gate
@@ -306,7 +311,13 @@ impl SparseFfn {
         let th = self.thresholds[li];
         let tp = self.pred_thresholds[li];
         let order = self.profile.order(li);
-        let dt = &self.down_t[li];
+        if store.is_none() && self.down_t.is_empty() {
+            return Err(crate::Error::Invalid(
+                "sparse decode of a model opened for a memory budget needs the budget's neuron cache"
+                    .into(),
+            ));
+        }
+        let dt = self.down_t.get(li);
         let shared = gk.vec_dot_type == uk.vec_dot_type;
         let act_g = &self.act_gate[..];
         let act_u = if shared { act_g } else { &self.act_up[..] };
@@ -352,7 +363,7 @@ impl SparseFfn {
                     None => (
                         &gdata[i * grb..(i + 1) * grb],
                         &udata[i * urb..(i + 1) * urb],
-                        dt.row(k),
+                        dt.expect("checked above").row(k),
                     ),
                 };
                 let predicted = store.is_some() || !use_pred || {
@@ -450,7 +461,9 @@ impl SparseFfn {
         st.active += active;
         st.gate_bytes += gate_rows * grb as u64;
         st.up_bytes += up_rows * urb as u64;
-        st.down_bytes += active * dt.row_bytes as u64;
+        // A Q8_0 column of n_embd values, whether from the copy or a bundle record.
+        let down_row = crate::GgmlType::Q8_0.row_bytes(n_embd as u64).unwrap_or(0);
+        st.down_bytes += active * down_row;
         if use_pred {
             st.predictor_bytes += (rank * (n_embd + n_ff) * 2) as u64;
         }
