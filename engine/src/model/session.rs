@@ -115,7 +115,9 @@ fn offload_io() -> IoConfig {
     let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
     let d = IoConfig::default();
     IoConfig {
-        readers: env("SPARSETOP_IO_READERS").unwrap_or(d.readers).clamp(1, 64),
+        readers: env("SPARSETOP_IO_READERS")
+            .unwrap_or(d.readers)
+            .clamp(1, 64),
         max_read: env("SPARSETOP_IO_MAX_READ").unwrap_or(d.max_read),
         ..d
     }
