@@ -207,8 +207,13 @@ impl Metrics {
     }
 
     /// The budget the engine now runs with. Lifting it ends the cache, I/O and memory samples:
-    /// what the panels held no longer describes the engine, so it goes.
+    /// what the panels held no longer describes the engine, so it goes. A new budget keeps the
+    /// cache and I/O histories (their change is the point), but the memory figure against the
+    /// old budget goes until the next token's.
     pub fn set_budget(&mut self, b: Option<u64>) {
+        if b.is_some() && self.memory.is_some_and(|m| m.budget != b) {
+            self.memory = None;
+        }
         if b.is_none() && self.budget != Some(None) {
             self.cache_hit = Series::new(HISTORY);
             self.last_cache = None;
@@ -294,6 +299,17 @@ mod tests {
             resident: 1,
             budget: Some(2),
         }));
+        assert!(m.memory.is_none());
+        // A new budget drops the memory figure against the old one.
+        let mut m = Metrics::default();
+        m.set_budget(Some(80));
+        m.apply(&Event::Memory(MemorySample {
+            resident: 70,
+            budget: Some(80),
+        }));
+        m.set_budget(Some(80));
+        assert!(m.memory.is_some());
+        m.set_budget(Some(84));
         assert!(m.memory.is_none());
     }
 
