@@ -286,9 +286,8 @@ impl App {
             if n < 0 && want < min {
                 if cur <= min {
                     self.flash = Some(format!(
-                        "the memory budget is at its minimum, {} MiB: the fixed region ({})",
+                        "the memory budget is at its minimum, {} MiB: what must stay resident (/budget lists it)",
                         st.min_mib(),
-                        st.fixed_parts
                     ));
                     return vec![];
                 }

@@ -331,7 +331,10 @@ fn revert_sparsity(
     send: &dyn Fn(ChatEvent),
     e: anyhow::Error,
 ) -> String {
-    let mut msg = format!("it does not fit the memory budget: {}", for_the_chat(&e));
+    let mut msg = format!(
+        "the memory budget could not be set again for it: {}",
+        for_the_chat(&e)
+    );
     let back = change_sparsity(session, before, setup, send)
         .and_then(|()| set_budget(session, Some(budget), send));
     if let Err(e2) = back {
