@@ -119,6 +119,17 @@ fn number_after(screen: &str, label: &str) -> Option<f64> {
     })
 }
 
+/// The chat column's text with its wrapped lines joined by spaces, so a phrase is found
+/// wherever the wrapping breaks it.
+fn chat_text(screen: &str) -> String {
+    screen
+        .lines()
+        .filter_map(|l| l.strip_prefix('│'))
+        .map(|l| l.split('│').next().unwrap_or("").trim())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[test]
 fn chat_answers_stops_on_ctrl_c_and_restores_the_terminal() {
     ensure_tmux();
@@ -308,6 +319,105 @@ fn sparsity_changes_live() {
     t.keys(&["Enter"]);
     t.wait("the refusal", 10, |t| t.screen().contains("out of range"));
     assert!(t.screen().contains("FFN · sparsity 0.5 · predictor off"));
+
+    t.keys(&["C-c"]);
+    t.keys(&["C-c"]);
+    t.wait("the app to exit", 60, |t| {
+        t.display("#{alternate_on}") == "0"
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A chat started under `--mem-budget`: the chat tells how the budget is used, `/budget` shows it
+/// with its fixed region, `/budget 1M` is refused with the minimum (nothing else changes), `+`
+/// in the empty input raises it a step, and the next answer fills the cache, I/O and memory
+/// panels against the new budget.
+#[test]
+fn budget_changes_live() {
+    ensure_tmux();
+    let bin = env!("CARGO_BIN_EXE_sparsetop");
+    let model = common::model_path();
+    let dir = std::env::temp_dir().join(format!("sparsetop-e2e-budget-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rec = dir.join("rec.jsonl");
+    let t = Tmux {
+        socket: format!("sparsetop-e2e-budget-{}", std::process::id()),
+    };
+    t.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "sh",
+    ]);
+    let cmd = format!(
+        "{bin} chat -m '{}' --temp 0 -s 42 -c 512 -n 8 --mem-budget 80M --record '{}'",
+        model.display(),
+        rec.display()
+    );
+    t.type_text(&cmd);
+    t.keys(&["Enter"]);
+    t.wait("the TUI to be ready", 300, |t| {
+        t.screen().contains("ready │")
+    });
+    t.wait("the budget at startup", 10, |t| {
+        chat_text(&t.screen()).contains("memory budget 80.0 MiB: fixed region")
+    });
+    // The worker's answers to budget requests, from the recording.
+    let answers = || -> Vec<serde_json::Value> {
+        chat_lines(&rec)
+            .into_iter()
+            .filter(|c| c["kind"] == "budget" && c["why"] == "request")
+            .collect()
+    };
+
+    t.type_text("/budget");
+    t.keys(&["Enter"]);
+    t.wait("/budget's answer", 10, |t| {
+        chat_text(&t.screen()).contains("Fixed region:")
+    });
+
+    t.type_text("/budget 1M");
+    t.keys(&["Enter"]);
+    t.wait("the refusal", 60, |_| !answers().is_empty());
+    let refusal = answers().remove(0);
+    let error = refusal["error"].as_str().expect("an error").to_string();
+    let min: u64 = error
+        .split("Use /budget ")
+        .nth(1)
+        .and_then(|r| r.split('M').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no minimum in: {error}"));
+    assert!(min > 1 && min <= 80, "{error}");
+    assert_eq!(refusal["state"]["budget"], 80u64 << 20, "{refusal}");
+    t.wait("the refusal on screen", 10, |t| {
+        chat_text(&t.screen()).contains("cannot change the memory budget")
+    });
+
+    // `+` in the empty input: a step of 5%.
+    t.type_text("+");
+    t.wait("the new budget", 60, |_| answers().len() == 2);
+    let raised = answers().remove(1);
+    assert!(raised.get("error").is_none(), "{raised}");
+    assert_eq!(raised["state"]["budget"], 84u64 << 20, "{raised}");
+    t.wait("the new budget on screen", 10, |t| {
+        chat_text(&t.screen()).contains("now memory budget 84.0 MiB")
+    });
+
+    // An answer under the budget fills the panels.
+    t.type_text("What is 2+2?");
+    t.keys(&["Enter"]);
+    t.wait("the answer to finish", 300, |_| {
+        chat_lines(&rec).iter().any(|c| c["kind"] == "done")
+    });
+    t.wait("the panels", 10, |t| {
+        let s = t.screen();
+        s.contains("of 84.0 MiB budget") && s.contains("hit ") && s.contains("MB/s")
+    });
 
     t.keys(&["C-c"]);
     t.keys(&["C-c"]);

@@ -32,30 +32,62 @@ pub fn apply_budget(session: &mut Session, budget: &crate::cli::BudgetArgs) -> a
     let Some(b) = budget.mem_budget else {
         return Ok(());
     };
-    if session.sparse().is_some_and(|s| s.config.level > 0.0) {
-        session.set_neuron_bundle(Some(neuron_bundle(session)?))?;
-    }
-    session.set_mem_budget(Some(b))?;
-    if let Some(o) = session.offload() {
-        if let Some(n) = &o.neurons {
-            eprintln!(
-                "neuron cache: hot region {} records per layer, cold region {} slots ({})",
-                n.hot_per_layer(),
-                n.cold_slots(),
-                sparsetop_engine::offload::budget::mib(n.bytes() as u64)
-            );
+    let mut bar = super::convert::progress_bar("writing the neuron bundle");
+    set_budget_with(session, Some(b), &mut |p| match p {
+        super::calibrate::Progress::Note(s) | super::calibrate::Progress::Detail(s) => {
+            eprintln!("{s}")
         }
-        eprintln!(
-            "memory budget {}: fixed region {}; {} of {} FFN layers resident, the rest streamed from the file",
-            sparsetop_engine::offload::budget::mib(b),
-            o.fixed.describe(),
-            o.stream.resident_layers(),
-            session.model().config.n_layer,
-        );
+        super::calibrate::Progress::Stage { done, total, .. } => bar(done, total),
+    })?;
+    for line in describe_budget(session) {
+        eprintln!("{line}");
     }
     Ok(())
 }
 
+/// Sets (or with `None` lifts) the session's memory budget. With sparse decode on, the neuron
+/// bundle it reads is installed first: found next to the model or in the cache, or written now,
+/// which `report` hears about (a note, then `(done, total)` layers as a stage) instead of stderr,
+/// so the TUI can show it on its screen. Call it again after sparsity goes from 0 to above 0 or
+/// back, or the predictor is turned on or off: the engine's neuron cache and fixed region depend
+/// on them.
+pub fn set_budget_with(
+    session: &mut Session,
+    budget: Option<u64>,
+    report: &mut dyn FnMut(super::calibrate::Progress),
+) -> anyhow::Result<()> {
+    if budget.is_some() && session.sparse().is_some_and(|s| s.config.level > 0.0) {
+        let info = neuron_bundle_with(session, report)?;
+        session.set_neuron_bundle(Some(info))?;
+    }
+    session.set_mem_budget(budget)?;
+    Ok(())
+}
+
+/// How the session's memory budget is used, in lines for a person (none without a budget).
+pub fn describe_budget(session: &Session) -> Vec<String> {
+    use sparsetop_engine::offload::budget::mib;
+    let Some(o) = session.offload() else {
+        return vec![];
+    };
+    let mut lines = vec![];
+    if let Some(n) = &o.neurons {
+        lines.push(format!(
+            "neuron cache: hot region {} records per layer, cold region {} slots ({})",
+            n.hot_per_layer(),
+            n.cold_slots(),
+            mib(n.bytes() as u64)
+        ));
+    }
+    lines.push(format!(
+        "memory budget {}: fixed region {}; {} of {} FFN layers resident, the rest streamed from the file",
+        mib(o.budget),
+        o.fixed.describe(),
+        o.stream.resident_layers(),
+        session.model().config.n_layer,
+    ));
+    lines
+}
 /// Under a memory budget, prompt batches are capped: a batch's activation buffers count against
 /// the budget (at 512 tokens they would take ~15 MB for SmolLM2), while every extra batch only
 /// streams the FFN once more.
@@ -67,10 +99,13 @@ pub fn batch_for_budget(batch: usize, budget: &crate::cli::BudgetArgs) -> usize 
 }
 
 /// The neuron bundle for the session's model and profile: found next to the model or in the
-/// cache, or written now (from the mapped model file, whose pages are dropped afterwards).
-fn neuron_bundle(
+/// cache, or written now (from the model in memory, or else from the mapped model file, whose
+/// pages are dropped afterwards), telling `report` as [`set_budget_with`] says.
+pub fn neuron_bundle_with(
     session: &Session,
+    report: &mut dyn FnMut(super::calibrate::Progress),
 ) -> anyhow::Result<sparsetop_engine::offload::bundle::BundleInfo> {
+    use super::calibrate::Progress;
     use sparsetop_engine::offload::bundle;
     let model = session.model();
     let path = model
@@ -78,18 +113,30 @@ fn neuron_bundle(
         .path()
         .ok_or_else(|| anyhow::anyhow!("a memory budget needs a model read from a file"))?
         .to_path_buf();
-    let profile = &session.sparse().expect("sparse decode is on").profile;
+    let profile = &session
+        .sparse()
+        .ok_or_else(|| anyhow::anyhow!("the neuron bundle needs sparse decode on"))?
+        .profile;
     if let Some(info) = bundle::find_bundle(&path, &model.ffn_hash(), profile) {
         return Ok(info);
     }
-    eprintln!("writing the neuron bundle for this model (once; `sparsetop convert` does it ahead)");
+    report(Progress::Note(
+        "writing the neuron bundle for this model and profile (once; `sparsetop convert` does it ahead)"
+            .into(),
+    ));
+    const STAGE: &str = "writing the neuron bundle";
+    let mut progress = |done, total| {
+        report(Progress::Stage {
+            stage: STAGE,
+            done,
+            total,
+        })
+    };
+    if model.ffn_in_memory() {
+        return Ok(bundle::ensure_bundle(&path, model, profile, &mut progress)?.1);
+    }
     let full = load_model_at(Some(&path))?;
-    let (_, info) = bundle::ensure_bundle(
-        &path,
-        &full,
-        profile,
-        &mut super::convert::progress_bar("writing the neuron bundle"),
-    )?;
+    let (_, info) = bundle::ensure_bundle(&path, &full, profile, &mut progress)?;
     drop(full);
     sparsetop_engine::offload::evict_from_page_cache(&path);
     Ok(info)

@@ -2,21 +2,21 @@
 //! or the engine: key handling returns [`Effect`]s that the event loop carries out, so the whole
 //! app can be driven and drawn in tests.
 
-use super::feed::{ChatEvent, Feed};
+use super::feed::{BudgetState, BudgetWhy, ChatEvent, Feed};
 use super::input::Input;
 use super::keys::{self, Action};
 use super::metrics::Metrics;
 use super::panels::sparsity::describe as sparsity_words;
-use super::slash::{self, Slash};
+use super::slash::{self, BudgetArg, Slash};
 use super::theme::Theme;
 use super::transcript;
 use crossterm::event::{KeyEvent, MouseEvent, MouseEventKind};
 use sparsetop_engine::sparse::SparsityConfig;
 use std::cell::Cell;
 
-/// Which part of the screen keys go to. Panel keys (`?`, `p`, `t`, `+`, `-`, `q`) act when the
-/// focus is not on the input box, where they type text; with Alt they act anywhere. `[` and `]`
-/// also act in the input box while it is empty.
+/// Which part of the screen keys go to. Panel keys (`?`, `p`, `t`, `q`, `[`, `]`, `+`, `-`) act
+/// when the focus is not on the input box, where they type text; with Alt they act anywhere.
+/// `[`, `]`, `+` and `-` also act in the input box while it is empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {
     Input,
@@ -62,6 +62,8 @@ pub enum Effect {
     System(String),
     /// Change sparse decode's level and predictor use.
     Sparsity(SparsityConfig),
+    /// Set (bytes) or lift (`None`) the memory budget.
+    Budget(Option<u64>),
     Quit,
 }
 
@@ -107,12 +109,72 @@ pub struct App {
     /// answers to earlier ones must not undo a step pressed since.
     pub sparse_wanted: SparsityConfig,
     pub sparse_pending: usize,
-    /// While the engine makes a sparsity profile: how far it is, for the status line.
-    pub calibrating: Option<String>,
+    /// While the engine prepares something between answers (a sparsity profile, a neuron
+    /// bundle): what, and how far it is, for the status line.
+    pub preparing: Option<(Prep, String)>,
+    /// The memory budget in force and how it is used, as the engine last told (`None` until it
+    /// does, and in replays of older recordings).
+    pub budget: Option<BudgetState>,
+    /// The budget last asked of the engine, which `+` and `-` step from, and how many budget
+    /// requests it has not answered yet (as for sparsity).
+    pub budget_wanted: Option<u64>,
+    pub budget_pending: usize,
+}
+
+/// What the engine prepares before it can apply a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prep {
+    /// Calibrating a sparsity profile (about a minute).
+    Calibration,
+    /// Writing the neuron bundle that sparse decode reads under a memory budget.
+    Bundle,
+}
+
+impl Prep {
+    /// When what waits for it can go on.
+    fn until(self) -> &'static str {
+        match self {
+            Prep::Calibration => "the calibration is done",
+            Prep::Bundle => "the neuron bundle is written",
+        }
+    }
+}
+
+/// The step of `+` and `-`: a twentieth of the budget (rounded to whole MiB, at least 1 MiB),
+/// so each press changes a small model's or a large model's budget alike.
+pub const BUDGET_STEP_PERCENT: u64 = 5;
+
+/// The budget `n` steps (+1 or -1) from `cur`, in whole MiB.
+pub fn budget_step(cur: u64, n: i32) -> u64 {
+    const MIB: u64 = 1 << 20;
+    let cur_mib = (cur + MIB / 2) / MIB;
+    let step = ((cur_mib * BUDGET_STEP_PERCENT + 50) / 100).max(1);
+    if n >= 0 {
+        (cur_mib + step) * MIB
+    } else {
+        cur_mib.saturating_sub(step).max(1) * MIB
+    }
 }
 
 /// The step of `[` and `]`.
 pub const SPARSITY_STEP: f32 = 0.1;
+
+/// A budget in words: whole MiB when it is one, else with a decimal.
+pub fn budget_words(b: u64) -> String {
+    if b.is_multiple_of(1 << 20) {
+        format!("{} MiB", b >> 20)
+    } else {
+        sparsetop_engine::offload::budget::mib(b)
+    }
+}
+
+/// The budget in force, short, for "still …".
+fn budget_short(st: &BudgetState) -> String {
+    match st.budget {
+        Some(b) => format!("a budget of {}", budget_words(b)),
+        None => "no budget".into(),
+    }
+}
 
 impl App {
     pub fn new(theme: Theme, mode: Mode, model: String, sampler: String, n_ctx: usize) -> Self {
@@ -143,7 +205,10 @@ impl App {
                 predictor: false,
             },
             sparse_pending: 0,
-            calibrating: None,
+            preparing: None,
+            budget: None,
+            budget_wanted: None,
+            budget_pending: 0,
         }
     }
 
@@ -167,15 +232,99 @@ impl App {
         }
         self.sparse_wanted = c;
         self.sparse_pending += 1;
-        let when = if self.generating {
-            " after this answer"
-        } else if self.calibrating.is_some() {
-            " after the calibration"
+        self.flash = Some(format!("switching to {}{}", sparsity_words(c), self.when()));
+        vec![Effect::Sparsity(c)]
+    }
+
+    /// When a change asked now applies: the worker takes requests between answers.
+    fn when(&self) -> String {
+        if self.generating {
+            " after this answer".into()
+        } else if let Some((p, _)) = &self.preparing {
+            format!(" when {}", p.until())
+        } else {
+            String::new()
+        }
+    }
+
+    /// Asks the engine for a memory budget (`None`: none).
+    fn request_budget(&mut self, b: Option<u64>) -> Vec<Effect> {
+        if self.is_replay() {
+            self.flash = Some("replay: there is no model to change".into());
+            return vec![];
+        }
+        self.budget_wanted = b;
+        self.budget_pending += 1;
+        let what = match b {
+            Some(b) => format!("setting the memory budget to {}", budget_words(b)),
+            None => "lifting the memory budget".into(),
+        };
+        self.flash = Some(format!("{what}{}", self.when()));
+        vec![Effect::Budget(b)]
+    }
+
+    /// `+` (+1) or `-` (-1): the wanted budget moved by [`budget_step`], not below the minimum.
+    fn step_budget(&mut self, n: i32) -> Vec<Effect> {
+        let typing = if self.focus == Focus::Input {
+            " · a message starting with + or -: type a space first"
         } else {
             ""
         };
-        self.flash = Some(format!("switching to {}{when}", sparsity_words(c)));
-        vec![Effect::Sparsity(c)]
+        if self.is_replay() {
+            self.flash = Some("replay: there is no model to change".into());
+            return vec![];
+        }
+        let Some(cur) = self.budget_wanted else {
+            self.flash = Some(format!(
+                "no memory budget to step: /budget 80M sets one{typing}"
+            ));
+            return vec![];
+        };
+        let mut want = budget_step(cur, n);
+        if let Some(st) = &self.budget {
+            let min = st.min_mib() << 20;
+            if n < 0 && want < min {
+                if cur <= min {
+                    self.flash = Some(format!(
+                        "the memory budget is at its minimum, {} MiB: what must stay resident (/budget lists it)",
+                        st.min_mib(),
+                    ));
+                    return vec![];
+                }
+                want = min;
+            }
+        }
+        let fx = self.request_budget(Some(want));
+        if let Some(f) = &mut self.flash {
+            f.push_str(typing);
+        }
+        fx
+    }
+
+    /// What `/budget` alone says: the budget in force, its fixed region and how to change it.
+    fn budget_notice(&self) -> String {
+        let Some(st) = &self.budget else {
+            return "memory budget unknown (the engine has not told it). /budget SIZE sets one, e.g. /budget 80M".into();
+        };
+        let step = format!("+ and - step it by {BUDGET_STEP_PERCENT}%");
+        match st.budget {
+            None => format!(
+                "no memory budget: the whole model is in memory. /budget SIZE sets one (e.g. /budget 80M), then {step}. It must hold the fixed region, {}: at this context at least about {}M. FFN weights beyond it are read from the model file as needed",
+                st.fixed_parts,
+                st.min_mib(),
+            ),
+            Some(_) => format!(
+                "{}. Fixed region: {}. /budget SIZE changes it (at least {}M), {step}{}",
+                st.describe(),
+                st.fixed_parts,
+                st.min_mib(),
+                if st.removable {
+                    ", /budget off lifts it"
+                } else {
+                    " (it cannot be lifted: the model was opened with it, its FFN weights are not in memory)"
+                }
+            ),
+        }
     }
 
     /// `[` (-1) or `]` (+1): the wanted level moved by [`SPARSITY_STEP`], within 0 to 0.9.
@@ -285,12 +434,7 @@ impl App {
                 self.theme = self.theme.next_builtin();
                 self.flash = Some(format!("theme: {}", self.theme.name));
             }
-            Action::Budget(_) => {
-                self.flash = Some(
-                    "memory budget: not adjustable yet (no flash offload: the whole model stays in memory)"
-                        .into(),
-                )
-            }
+            Action::Budget(n) => fx.extend(self.step_budget(n)),
             Action::SparsityStep(n) => fx.extend(self.step_sparsity(n)),
             Action::ScrollLines(n) => self.scroll_by(n),
             Action::ScrollPages(n) => {
@@ -377,8 +521,8 @@ impl App {
         }
         self.input.take();
         self.apply_chat(ChatEvent::User { text: text.clone() });
-        if self.calibrating.is_some() {
-            self.flash = Some("the answer starts when the calibration is done".into());
+        if let Some((p, _)) = &self.preparing {
+            self.flash = Some(format!("the answer starts when {}", p.until()));
         }
         vec![Effect::Send(text)]
     }
@@ -415,10 +559,16 @@ impl App {
                 vec![]
             }
             Slash::Quit => vec![Effect::Quit],
-            Slash::Budget => {
-                self.notice("/budget is not available yet: it comes with flash offload (today the whole model stays in memory)");
+            Slash::Budget(BudgetArg::Show) => {
+                self.insert_before_answer(Message {
+                    role: Role::Notice,
+                    text: self.budget_notice(),
+                });
+                self.scroll = 0;
                 vec![]
             }
+            Slash::Budget(BudgetArg::Set(b)) => self.request_budget(Some(b)),
+            Slash::Budget(BudgetArg::Off) => self.request_budget(None),
             Slash::Sparsity(Some(level)) => self.request_sparsity(SparsityConfig {
                 level,
                 ..self.sparse_wanted
@@ -469,6 +619,55 @@ impl App {
                 }
                 self.generating = false;
             }
+        }
+    }
+
+    /// The engine is done preparing: the status line goes back to normal, and a flash that said
+    /// what waited for it no longer holds.
+    fn end_preparing(&mut self) {
+        if self.preparing.take().is_some() {
+            self.flash = None;
+        }
+    }
+
+    /// The engine's budget state: at startup, in answer to a request, or rebuilt after a sparsity
+    /// change.
+    fn apply_budget(&mut self, state: BudgetState, why: BudgetWhy, error: Option<String>) {
+        if why == BudgetWhy::Request {
+            self.budget_pending = self.budget_pending.saturating_sub(1);
+            self.end_preparing();
+        }
+        if self.budget_pending == 0 {
+            self.budget_wanted = state.budget;
+        }
+        self.metrics.set_budget(state.budget);
+        let line = state.describe();
+        let msg = match (why, error) {
+            (_, Some(e)) => Some(Message {
+                role: Role::Error,
+                text: format!(
+                    "cannot change the memory budget: {e}; still {}",
+                    budget_short(&state)
+                ),
+            }),
+            (BudgetWhy::Start, None) if state.budget.is_some() => Some(Message {
+                role: Role::Notice,
+                text: line,
+            }),
+            (BudgetWhy::Start, None) => None,
+            (BudgetWhy::Request, None) if self.budget_pending == 0 => Some(Message {
+                role: Role::Notice,
+                text: format!("now {line}"),
+            }),
+            (BudgetWhy::Request, None) => None,
+            (BudgetWhy::Sparsity, None) => Some(Message {
+                role: Role::Notice,
+                text: format!("budget set again for the new sparsity: {line}"),
+            }),
+        };
+        self.budget = Some(state);
+        if let Some(m) = msg {
+            self.insert_before_answer(m);
         }
     }
 
@@ -549,16 +748,13 @@ impl App {
                 error,
             } => {
                 self.sparse_pending = self.sparse_pending.saturating_sub(1);
-                if self.calibrating.take().is_some() {
-                    // "the answer starts when the calibration is done" no longer holds.
-                    self.flash = None;
-                }
+                self.end_preparing();
                 let c = SparsityConfig { level, predictor };
                 self.set_sparsity_in_force(c);
                 match error {
                     Some(e) => self.insert_before_answer(Message {
                         role: Role::Error,
-                        text: format!("cannot change sparsity: {e} (still {})", sparsity_words(c)),
+                        text: format!("cannot change sparsity: {e}; still {}", sparsity_words(c)),
                     }),
                     // After a burst of `[`/`]`, one notice for where it ended.
                     None if self.sparse_pending == 0 => self.insert_before_answer(Message {
@@ -569,8 +765,8 @@ impl App {
                 }
             }
             ChatEvent::CalibrationNote { text } => {
-                if self.calibrating.is_none() {
-                    self.calibrating = Some("calibrating".into());
+                if self.preparing.is_none() {
+                    self.preparing = Some((Prep::Calibration, "calibrating".into()));
                 }
                 self.insert_before_answer(Message {
                     role: Role::Notice,
@@ -579,8 +775,23 @@ impl App {
             }
             ChatEvent::CalibrationProgress { stage, done, total } => {
                 let pct = (done * 100).checked_div(total).unwrap_or(100);
-                self.calibrating = Some(format!("calibrating: {stage} {pct}%"));
+                self.preparing = Some((Prep::Calibration, format!("calibrating: {stage} {pct}%")));
             }
+            ChatEvent::BundleNote { text } => {
+                self.preparing = Some((Prep::Bundle, "writing the neuron bundle".into()));
+                self.insert_before_answer(Message {
+                    role: Role::Notice,
+                    text,
+                });
+            }
+            ChatEvent::BundleProgress { done, total } => {
+                let pct = (done * 100).checked_div(total).unwrap_or(100);
+                self.preparing = Some((
+                    Prep::Bundle,
+                    format!("writing the neuron bundle: {pct}% ({done}/{total} layers)"),
+                ));
+            }
+            ChatEvent::Budget { state, why, error } => self.apply_budget(state, why, error),
             ChatEvent::Error { message } => {
                 self.generating = false;
                 if let Some(m) = self.messages.last() {

@@ -4,9 +4,11 @@
 //! for the UI: sending on either channel cannot block.
 //!
 //! Requests are taken one at a time, between answers: `generate` holds the session for the whole
-//! answer, so a sparsity change asked during one applies from the answer after it.
+//! answer, so a sparsity or memory budget change asked during one applies from the answer after
+//! it. Under a budget, a sparsity change that the engine's neuron cache depends on (0 to above 0
+//! or back, the predictor on or off) is followed by setting the budget again, which rebuilds it.
 
-use super::feed::{ChatEvent, Feed};
+use super::feed::{BudgetState, BudgetWhy, ChatEvent, Feed, NeuronCacheState};
 use crate::commands::calibrate::Progress;
 use crate::commands::common;
 use sparsetop_engine::conversation::Conversation;
@@ -30,6 +32,9 @@ pub enum Request {
     /// Change sparse decode's level and predictor use. The first time sparsity is turned on in a
     /// session started dense, this loads the model's profile, or calibrates one (about a minute).
     Sparsity(SparsityConfig),
+    /// Set (`Some`, bytes) or lift (`None`) the memory budget. With sparse decode on, the first
+    /// budget writes the neuron bundle when there is none yet (a few seconds).
+    Budget(Option<u64>),
 }
 
 /// Where the worker finds a sparsity profile when the session started dense, as the command
@@ -69,6 +74,11 @@ impl Worker {
             .name("sparsetop-engine".into())
             .spawn(move || {
                 let mut conv = Conversation::new(system);
+                let _ = out.send(Feed::Chat(ChatEvent::Budget {
+                    state: budget_state(&session),
+                    why: BudgetWhy::Start,
+                    error: None,
+                }));
                 serve(
                     &model,
                     &mut session,
@@ -141,16 +151,59 @@ fn serve(
     while let Ok(req) = rx.recv() {
         match req {
             Request::Sparsity(want) => {
+                let before = in_force;
+                let mut rebuilt = false;
                 let error = match change_sparsity(session, want, sparsity, &send) {
-                    Ok(()) => {
-                        in_force = want;
-                        None
-                    }
+                    Ok(()) => match session.offload().map(|o| o.budget) {
+                        Some(b) if cache_depends(before, want) => {
+                            match set_budget(session, Some(b), &send) {
+                                Ok(()) => {
+                                    in_force = want;
+                                    rebuilt = true;
+                                    None
+                                }
+                                // Back to settings that fit the budget, so nothing is lost.
+                                Err(e) => {
+                                    Some(revert_sparsity(session, before, b, sparsity, &send, e))
+                                }
+                            }
+                        }
+                        _ => {
+                            in_force = want;
+                            None
+                        }
+                    },
                     Err(e) => Some(format!("{e:#}")),
                 };
                 send(ChatEvent::Sparsity {
                     level: in_force.level,
                     predictor: in_force.predictor,
+                    error,
+                });
+                if rebuilt {
+                    send(ChatEvent::Budget {
+                        state: budget_state(session),
+                        why: BudgetWhy::Sparsity,
+                        error: None,
+                    });
+                }
+            }
+            Request::Budget(want) => {
+                let before = session.offload().map(|o| o.budget);
+                let error = match set_budget(session, want, &send) {
+                    Ok(()) => None,
+                    Err(e) => {
+                        // A refusal leaves the engine's budget as it was; should one fail after
+                        // the old state was let go, set the old budget again.
+                        if before.is_some() && session.offload().is_none() {
+                            let _ = set_budget(session, before, &send);
+                        }
+                        Some(for_the_chat(&e))
+                    }
+                };
+                send(ChatEvent::Budget {
+                    state: budget_state(session),
+                    why: BudgetWhy::Request,
                     error,
                 });
             }
@@ -260,4 +313,94 @@ fn change_sparsity(
     };
     session.set_sparsity(Some(profile), want)?;
     Ok(())
+}
+
+/// Whether going from sparse settings `a` to `b` changes what the engine's budget holds: the
+/// neuron cache exists only while sparsity is above 0, and the predictor is in the fixed region.
+fn cache_depends(a: SparsityConfig, b: SparsityConfig) -> bool {
+    (a.level > 0.0) != (b.level > 0.0) || a.predictor != b.predictor
+}
+
+/// After the budget could not be set again under new sparse settings: back to `before` under the
+/// same budget. Returns the error for the chat.
+fn revert_sparsity(
+    session: &mut Session,
+    before: SparsityConfig,
+    budget: u64,
+    setup: &SparsitySetup,
+    send: &dyn Fn(ChatEvent),
+    e: anyhow::Error,
+) -> String {
+    let mut msg = format!(
+        "the memory budget could not be set again for it: {}",
+        for_the_chat(&e)
+    );
+    let back = change_sparsity(session, before, setup, send)
+        .and_then(|()| set_budget(session, Some(budget), send));
+    if let Err(e2) = back {
+        msg.push_str(&format!(
+            "; and going back to the previous settings failed too: {e2:#}"
+        ));
+    }
+    msg
+}
+
+/// Sets the memory budget, telling the neuron bundle's making (when one is needed) to the UI.
+fn set_budget(
+    session: &mut Session,
+    budget: Option<u64>,
+    send: &dyn Fn(ChatEvent),
+) -> anyhow::Result<()> {
+    let mut last = usize::MAX;
+    common::set_budget_with(session, budget, &mut |p| match p {
+        Progress::Note(text) => send(ChatEvent::BundleNote { text }),
+        Progress::Detail(_) => {}
+        Progress::Stage { done, total, .. } => {
+            let pct = (done * 100).checked_div(total).unwrap_or(100);
+            if pct != last {
+                last = pct;
+                send(ChatEvent::BundleProgress { done, total });
+            }
+        }
+    })
+}
+
+/// An engine error as the chat shows it: the minimum budget it names is typed as `/budget`.
+fn for_the_chat(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace("Use --mem-budget ", "Use /budget ")
+}
+
+/// The session's memory budget and how it is used, for the UI.
+pub fn budget_state(session: &Session) -> BudgetState {
+    let model = session.model();
+    let n_layer = model.config.n_layer;
+    let removable = model.ffn_in_memory();
+    match session.offload() {
+        Some(o) => BudgetState {
+            budget: Some(o.budget),
+            fixed: o.fixed.total(),
+            fixed_parts: o.fixed.describe(),
+            n_layer,
+            resident_layers: o.stream.resident_layers(),
+            neurons: o.neurons.as_ref().map(|n| NeuronCacheState {
+                hot_per_layer: n.hot_per_layer(),
+                n_ff: model.config.n_ff,
+                cold_slots: n.cold_slots(),
+                bytes: n.bytes() as u64,
+            }),
+            removable,
+        },
+        None => {
+            let fixed = session.fixed_region();
+            BudgetState {
+                budget: None,
+                fixed: fixed.total(),
+                fixed_parts: fixed.describe(),
+                n_layer,
+                resident_layers: n_layer,
+                neurons: None,
+                removable,
+            }
+        }
+    }
 }

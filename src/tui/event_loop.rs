@@ -155,6 +155,7 @@ fn on_terminal_event(app: &mut App, src: &mut Sources, ev: TermEvent) -> anyhow:
                 Some(ChatEvent::System { text: t }),
             ),
             Effect::Sparsity(c) => (Request::Sparsity(c), None),
+            Effect::Budget(b) => (Request::Budget(b), None),
         };
         if let (Some(r), Some(chat)) = (&mut src.recorder, chat) {
             r.record(&Feed::Chat(chat))?;

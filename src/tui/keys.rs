@@ -1,13 +1,15 @@
 //! The key map: which key does what, depending on the focus. Every action is reachable with keys
 //! on Termux's extra-keys row (Esc, Tab, Ctrl, Alt, arrows, PgUp/PgDn, Home/End, `-`, `/`).
-//! Letters and symbols that act on the panels (`?`, `p`, `t`, `+`, `-`, `q`) type text while the
-//! input box has the focus, so they act there only with Alt; Tab moves the focus to the chat or
-//! the panels, where they act alone.
+//! Letters and symbols that act on the panels (`?`, `p`, `t`, `q`) type text while the input box
+//! has the focus, so they act there only with Alt; Tab moves the focus to the chat or the panels,
+//! where they act alone.
 //!
-//! `[` and `]` step the sparsity. They also act in the input box while it is empty (a message
-//! rarely starts with a bracket: type a space first for one), because Alt+`[` is the start of an
-//! escape sequence that terminals do not deliver as a key. They are not on Termux's extra-keys
-//! row; there `/sparsity X` (with `/` from the row) does the same.
+//! `[` and `]` step the sparsity, `+` (or `=`) and `-` the memory budget. They also act in the
+//! input box while it is empty (a message rarely starts with one: type a space first for one),
+//! because Alt+`[` is the start of an escape sequence that terminals do not deliver as a key.
+//! Once something is typed they type text. The brackets are not on Termux's extra-keys row; there
+//! `/sparsity X` (with `/` from the row) does the same. `-` is on the row and `+` on the
+//! on-screen keyboard's symbols; `/budget SIZE` works everywhere.
 
 use super::app::Focus;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -23,7 +25,7 @@ pub enum Action {
     PrevFocus,
     Pause,
     Theme,
-    /// `+` (1) or `-` (-1) on the memory budget.
+    /// `+` (1) or `-` (-1): the memory budget up or down a step.
     Budget(i32),
     /// `]` (1) or `[` (-1): the sparsity up or down a step.
     SparsityStep(i32),
@@ -68,7 +70,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("? or Alt+?", "this help"),
     ("p or Alt+p", "pause / resume the panels"),
     ("t or Alt+t", "next colour theme"),
-    ("+ - or Alt++ Alt+-", "memory budget (needs flash offload)"),
+    ("+ -", "memory budget ±5% (input: only when empty)"),
     ("[ ]", "sparsity -/+ 0.1 (input: only when empty)"),
     ("q", "quit (focus on chat or panels)"),
     ("Ctrl+A / Ctrl+E", "start / end of the input line"),
@@ -76,7 +78,7 @@ pub const HELP: &[(&str, &str)] = &[
 ];
 
 /// Maps a key to an action; `None` for keys that do nothing. `input_empty`: nothing is typed in
-/// the input box (where `[` and `]` then step the sparsity).
+/// the input box (where `[`, `]`, `+` and `-` then act).
 pub fn map(key: KeyEvent, focus: Focus, help_open: bool, input_empty: bool) -> Option<Action> {
     if key.kind == KeyEventKind::Release {
         return None;
@@ -121,9 +123,13 @@ pub fn map(key: KeyEvent, focus: Focus, help_open: bool, input_empty: bool) -> O
         KeyCode::F(1) => return Some(Help),
         _ => {}
     }
-    if let KeyCode::Char(c @ ('[' | ']')) = key.code {
-        if alt || focus != Focus::Input || input_empty {
-            return Some(SparsityStep(if c == ']' { 1 } else { -1 }));
+    if alt || focus != Focus::Input || input_empty {
+        match key.code {
+            KeyCode::Char('[') => return Some(SparsityStep(-1)),
+            KeyCode::Char(']') => return Some(SparsityStep(1)),
+            KeyCode::Char('+' | '=') => return Some(Budget(1)),
+            KeyCode::Char('-') => return Some(Budget(-1)),
+            _ => {}
         }
     }
     if let KeyCode::Char(c) = key.code {
@@ -161,8 +167,6 @@ fn panel_key(c: char) -> Option<Action> {
         '?' => Action::Help,
         'p' => Action::Pause,
         't' => Action::Theme,
-        '+' | '=' => Action::Budget(1),
-        '-' => Action::Budget(-1),
         _ => return None,
     })
 }
@@ -182,8 +186,6 @@ mod tests {
             ('?', Action::Help),
             ('p', Action::Pause),
             ('t', Action::Theme),
-            ('+', Action::Budget(1)),
-            ('-', Action::Budget(-1)),
         ] {
             assert_eq!(
                 map(k(KeyCode::Char(c), none), Focus::Input, false, true),
@@ -246,21 +248,44 @@ mod tests {
     }
 
     #[test]
-    fn brackets_step_sparsity_unless_typing() {
+    fn brackets_and_plus_minus_step_unless_typing() {
         let none = KeyModifiers::NONE;
-        for (c, n) in [('[', -1), (']', 1)] {
+        for (c, a) in [
+            ('[', Action::SparsityStep(-1)),
+            (']', Action::SparsityStep(1)),
+            ('+', Action::Budget(1)),
+            ('=', Action::Budget(1)),
+            ('-', Action::Budget(-1)),
+        ] {
             let key = k(KeyCode::Char(c), none);
             // In the input box only while it is empty; elsewhere always.
-            assert_eq!(
-                map(key, Focus::Input, false, true),
-                Some(Action::SparsityStep(n))
-            );
+            assert_eq!(map(key, Focus::Input, false, true), Some(a), "{c}");
             assert_eq!(map(key, Focus::Input, false, false), Some(Action::Type(c)));
             for f in [Focus::Chat, Focus::Panels] {
-                assert_eq!(map(key, f, false, false), Some(Action::SparsityStep(n)));
+                assert_eq!(map(key, f, false, false), Some(a));
             }
+            // With Alt in a non-empty input too (where the terminal delivers it).
+            assert_eq!(
+                map(
+                    k(KeyCode::Char(c), KeyModifiers::ALT),
+                    Focus::Input,
+                    false,
+                    false
+                ),
+                Some(a)
+            );
             // Not while the help is open.
             assert_eq!(map(key, Focus::Panels, true, true), None);
         }
+        // Shifted `+` as some terminals report it.
+        assert_eq!(
+            map(
+                k(KeyCode::Char('+'), KeyModifiers::SHIFT),
+                Focus::Input,
+                false,
+                true
+            ),
+            Some(Action::Budget(1))
+        );
     }
 }

@@ -23,7 +23,7 @@ pub struct HostSample {
     pub cpu: Vec<f32>,
     /// Resident set size of this process, bytes.
     pub rss: u64,
-    /// Seconds since the previous sample (the interval I/O throughput is averaged over).
+    /// Seconds since the previous sample.
     pub interval_s: f64,
 }
 
@@ -64,11 +64,17 @@ pub struct Metrics {
     pub io_depth: Series,
     pub io_in_flight: u32,
     pub io_latency_us: f32,
-    /// MB/s read from flash, one point per tick.
+    /// MB/s read from flash while decoding: each token's reads over its time.
     pub io_mbs: Series,
-    io_bytes_since_tick: u64,
+    /// Bytes the last decoded token read.
+    pub io_bytes: u64,
+    /// An I/O sample waits for its token's time to become a point of `io_mbs`.
+    io_pending: Option<u64>,
     io_seen: bool,
     pub memory: Option<MemorySample>,
+    /// The memory budget as the engine worker last told it (`Some(None)`: no budget, the whole
+    /// model in memory); `None` when not told (replays of older recordings go by the samples).
+    pub budget: Option<Option<u64>>,
     /// The last decoded token's FFN activity, while sparse decode is on.
     pub sparsity: Option<SparsitySample>,
     /// Sparse decode's settings in force, when known: from the startup flags, the engine's answer
@@ -100,9 +106,11 @@ impl Default for Metrics {
             io_in_flight: 0,
             io_latency_us: 0.0,
             io_mbs: Series::new(HISTORY),
-            io_bytes_since_tick: 0,
+            io_bytes: 0,
+            io_pending: None,
             io_seen: false,
             memory: None,
+            budget: None,
             sparsity: None,
             sparse_config: None,
             heat: Vec::new(),
@@ -115,7 +123,11 @@ impl Default for Metrics {
 impl Metrics {
     /// Folds one telemetry event into the series.
     pub fn apply(&mut self, ev: &Event) {
+        // Offload samples arriving after the budget was lifted were sent before (they travel on
+        // another channel than the worker's answer): they describe an engine that is gone.
+        let lifted = self.budget == Some(None);
         match ev {
+            Event::Cache(_) | Event::Io(_) | Event::Memory(_) if lifted => {}
             Event::Session(info) => self.session = Some(info.clone()),
             Event::Token(s) => {
                 self.ctx_pos = Some(s.pos);
@@ -123,6 +135,10 @@ impl Metrics {
                     Phase::Decode => {
                         self.decode.push(s.tok_s());
                         self.decode_total.add(s);
+                        // The engine sends a token's I/O sample before its time.
+                        if let Some(b) = self.io_pending.take() {
+                            self.io_mbs.push(b as f64 / s.micros.max(1) as f64);
+                        }
                     }
                     Phase::Prefill => {
                         self.prefill.push(s.tok_s());
@@ -143,7 +159,8 @@ impl Metrics {
                 self.io_depth.push(io.queue_depth as f64);
                 self.io_in_flight = io.in_flight;
                 self.io_latency_us = io.read_latency_us;
-                self.io_bytes_since_tick += io.bytes_read;
+                self.io_bytes = io.bytes_read;
+                self.io_pending = Some(io.bytes_read);
             }
             Event::Memory(m) => self.memory = Some(*m),
         }
@@ -184,15 +201,37 @@ impl Metrics {
         }
     }
 
-    /// Records a host sample and closes the I/O throughput interval it ends.
+    /// Records a host sample.
     pub fn apply_host(&mut self, h: HostSample) {
-        let dt_s = h.interval_s;
         self.host = Some(h);
-        if self.io_seen && dt_s > 0.0 {
-            self.io_mbs
-                .push(self.io_bytes_since_tick as f64 / dt_s / 1e6);
-            self.io_bytes_since_tick = 0;
+    }
+
+    /// The budget the engine now runs with. Lifting it ends the cache, I/O and memory samples:
+    /// what the panels held no longer describes the engine, so it goes. A new budget keeps the
+    /// cache and I/O histories (their change is the point), but the memory figure against the
+    /// old budget goes until the next token's.
+    pub fn set_budget(&mut self, b: Option<u64>) {
+        if b.is_some() && self.memory.is_some_and(|m| m.budget != b) {
+            self.memory = None;
         }
+        if b.is_none() && self.budget != Some(None) {
+            self.cache_hit = Series::new(HISTORY);
+            self.last_cache = None;
+            self.io_depth = Series::new(HISTORY);
+            self.io_mbs = Series::new(HISTORY);
+            self.io_in_flight = 0;
+            self.io_latency_us = 0.0;
+            self.io_bytes = 0;
+            self.io_pending = None;
+            self.io_seen = false;
+            self.memory = None;
+        }
+        self.budget = Some(b);
+    }
+
+    /// A budget is known to be set, though no token may have been decoded under it yet.
+    pub fn budget_set(&self) -> Option<u64> {
+        self.budget.flatten()
     }
 
     /// Whether any I/O sample has arrived.
@@ -247,13 +286,31 @@ mod tests {
             read_latency_us: 80.0,
             bytes_read: 2_000_000,
         }));
-        m.apply_host(HostSample {
-            cpu: vec![10.0],
-            rss: 1,
-            interval_s: 0.5,
-        });
+        // The token's time turns its reads into MB/s.
+        assert!(m.io_mbs.is_empty());
+        m.apply(&tok(Phase::Decode, 1, 500_000, 5));
         assert_eq!(m.io_mbs.last(), Some(4.0));
+        assert_eq!(m.io_bytes, 2_000_000);
         assert_eq!(m.io_depth.last(), Some(4.0));
+        // Lifting the budget clears what offload showed, and late samples are dropped.
+        m.set_budget(None);
+        assert!(!m.has_io() && m.cache_hit.is_empty() && m.memory.is_none());
+        m.apply(&Event::Memory(MemorySample {
+            resident: 1,
+            budget: Some(2),
+        }));
+        assert!(m.memory.is_none());
+        // A new budget drops the memory figure against the old one.
+        let mut m = Metrics::default();
+        m.set_budget(Some(80));
+        m.apply(&Event::Memory(MemorySample {
+            resident: 70,
+            budget: Some(80),
+        }));
+        m.set_budget(Some(80));
+        assert!(m.memory.is_some());
+        m.set_budget(Some(84));
+        assert!(m.memory.is_none());
     }
 
     fn sparse(level: f32, bands: Vec<u32>) -> Event {

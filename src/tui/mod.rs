@@ -85,7 +85,16 @@ pub fn chat(a: &ChatArgs) -> anyhow::Result<()> {
     let model = common::load_model_for(&path, &a.engine.budget)?;
     let mut session = common::new_session(&model, &a.engine)?;
     common::apply_sparsity(&mut session, &path, &a.engine.sparsity, a.engine.threads)?;
-    common::apply_budget(&mut session, &a.engine.budget)?;
+    // Before the screen is taken, so a budget too small ends here with the minimum, and the
+    // neuron bundle's making (when needed) shows on stderr; the chat tells how the budget is used.
+    if let Some(b) = a.engine.budget.mem_budget {
+        let mut bar = commands::convert::progress_bar("writing the neuron bundle");
+        common::set_budget_with(&mut session, Some(b), &mut |p| match p {
+            commands::calibrate::Progress::Note(s) => eprintln!("{s}"),
+            commands::calibrate::Progress::Detail(_) => {}
+            commands::calibrate::Progress::Stage { done, total, .. } => bar(done, total),
+        })?;
+    }
     let (ttx, trx) = telemetry::channel(4096);
     let drops = ttx.drop_counter();
     session.set_telemetry(Some(ttx));

@@ -8,7 +8,8 @@ pub enum Slash {
     Save(String),
     Help,
     Quit,
-    Budget,
+    /// `/budget [SIZE|off]`: show, set or lift the memory budget.
+    Budget(BudgetArg),
     /// `/sparsity X`: the share of FFN neurons to skip (0 to 0.9); `None` (no argument) shows
     /// the settings in force.
     Sparsity(Option<f32>),
@@ -18,13 +19,24 @@ pub enum Slash {
     Invalid(String),
 }
 
+/// What `/budget` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetArg {
+    /// No argument: show the budget in force and the fixed region.
+    Show,
+    /// A size, in bytes.
+    Set(u64),
+    /// `off`: lift the budget (refused for a model opened with one).
+    Off,
+}
+
 /// What `/help` and the help overlay list.
 pub const COMMANDS: &[(&str, &str)] = &[
     ("/clear", "start a new conversation"),
     ("/system TEXT", "set the system message (starts over)"),
     ("/save FILE", "write the transcript as Markdown"),
     ("/help", "keys and commands"),
-    ("/budget", "not available yet (comes with flash offload)"),
+    ("/budget SIZE|off", "memory budget (80M, 1.5G); alone: show"),
     ("/sparsity X", "FFN neurons to skip, 0 (dense) to 0.9"),
     (
         "/predictor on|off",
@@ -49,7 +61,7 @@ pub fn parse(input: &str) -> Option<Slash> {
         "save" => Slash::Save(arg.to_string()),
         "help" | "?" => Slash::Help,
         "quit" | "exit" | "q" => Slash::Quit,
-        "budget" => Slash::Budget,
+        "budget" => budget(arg),
         "sparsity" => sparsity(arg),
         "predictor" => match arg {
             "on" => Slash::Predictor(true),
@@ -58,6 +70,18 @@ pub fn parse(input: &str) -> Option<Slash> {
         },
         other => Slash::Invalid(format!("unknown command /{other}: /help lists them")),
     })
+}
+
+/// `/budget [SIZE|off]`, the size read as `--mem-budget` reads it, so a typo is answered at once.
+fn budget(arg: &str) -> Slash {
+    match arg {
+        "" => Slash::Budget(BudgetArg::Show),
+        "off" | "none" => Slash::Budget(BudgetArg::Off),
+        _ => match sparsetop_engine::offload::budget::parse_size(arg) {
+            Ok(b) => Slash::Budget(BudgetArg::Set(b)),
+            Err(e) => Slash::Invalid(format!("{e} (usage: /budget SIZE, /budget off)")),
+        },
+    }
 }
 
 /// The most sparsity the engine takes (its `check_level`): past it quality falls apart.
@@ -95,7 +119,29 @@ mod tests {
         assert_eq!(parse("/save a.md"), Some(Slash::Save("a.md".into())));
         assert!(matches!(parse("/save"), Some(Slash::Invalid(_))));
         assert!(matches!(parse("/frob"), Some(Slash::Invalid(m)) if m.contains("/frob")));
-        assert_eq!(parse("/budget 2G"), Some(Slash::Budget));
+    }
+
+    #[test]
+    fn parses_budget() {
+        use BudgetArg::*;
+        assert_eq!(parse("/budget"), Some(Slash::Budget(Show)));
+        assert_eq!(parse("/budget 80M"), Some(Slash::Budget(Set(80 << 20))));
+        assert_eq!(parse("/budget  1.5G "), Some(Slash::Budget(Set(3 << 29))));
+        assert_eq!(parse("/budget 512k"), Some(Slash::Budget(Set(512 << 10))));
+        assert_eq!(parse("/budget 100MiB"), Some(Slash::Budget(Set(100 << 20))));
+        assert_eq!(parse("/budget off"), Some(Slash::Budget(Off)));
+        for bad in [
+            "/budget lots",
+            "/budget 80Q",
+            "/budget -5M",
+            "/budget 0",
+            "/budget M",
+        ] {
+            assert!(
+                matches!(parse(bad), Some(Slash::Invalid(m)) if m.contains("cannot read") && m.contains("usage: /budget SIZE")),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! styled (Debug) snapshots check the themes and NO_COLOR's bold/reverse emphasis.
 
 use super::app::{App, Focus, Mode};
-use super::feed::{ChatEvent, Feed};
+use super::feed::{BudgetState, BudgetWhy, ChatEvent, Feed, NeuronCacheState};
 use super::metrics::{HostSample, Metrics};
 use super::panels::{Ctx, Kind};
 use super::theme::Theme;
@@ -34,7 +34,7 @@ fn session() -> Event {
 }
 
 /// A session's worth of telemetry: a prompt, 60 decoded tokens with a wobble in speed, and the
-/// sparse-engine samples (cache, I/O, memory, sparsity) that offload will send.
+/// samples of sparse decode under a memory budget (cache, I/O, memory, sparsity).
 fn telemetry() -> Vec<Event> {
     let mut evs = vec![
         session(),
@@ -45,34 +45,37 @@ fn telemetry() -> Vec<Event> {
             pos: 40,
         }),
     ];
+    // As SmolLM2 sends them at sparsity 0.5 under an 80 MiB budget: the hottest neurons in
+    // memory, the rest prefetched into cold slots or read on a miss, each token reading ~46 MiB.
     for i in 0..60u32 {
         let micros = 20_000 + (i % 7) as u64 * 2_500;
+        let read = 47_991_960 + (i % 5) as u64 * 1_332_000;
+        evs.push(Event::Cache(CacheSample {
+            hits: 44_879 - (i % 5) as u64 * 1_000,
+            misses: 1_201 + (i % 5) as u64 * 1_000,
+            bytes_read: read,
+            prefetch_used: 34_829,
+            prefetch_wasted: 12,
+            hot_bytes: 13_386_600,
+            cold_bytes: 7_409_664,
+        }));
+        evs.push(Event::Io(IoSample {
+            queue_depth: i % 4,
+            in_flight: 3,
+            read_latency_us: 2_800.0,
+            bytes_read: read,
+        }));
+        evs.push(Event::Memory(MemorySample {
+            resident: 83_849_320,
+            budget: Some(80 << 20),
+        }));
         evs.push(Event::Token(TokenSample {
             phase: Phase::Decode,
             tokens: 1,
             micros,
             pos: 41 + i,
         }));
-        evs.push(Event::Cache(CacheSample {
-            hits: 900 + (i % 5) as u64 * 20,
-            misses: 100,
-            bytes_read: 3 << 20,
-            prefetch_used: 10,
-            prefetch_wasted: 2,
-            hot_bytes: 300 << 20,
-            cold_bytes: 4 << 20,
-        }));
-        evs.push(Event::Io(IoSample {
-            queue_depth: i % 9,
-            in_flight: 2,
-            read_latency_us: 85.0,
-            bytes_read: 1_500_000,
-        }));
     }
-    evs.push(Event::Memory(MemorySample {
-        resident: 700 << 20,
-        budget: Some(1024 << 20),
-    }));
     evs.push(Event::Sparsity(SparsitySample {
         active: (0..30).map(|l| 60 + l * 40).collect(),
         n_ff: 1536,
@@ -392,7 +395,7 @@ fn ctrl_c_stops_then_quits_and_slash_commands_reply() {
     assert_eq!(app.on_key(ctrl_c), vec![super::app::Effect::Quit]);
     // Slash commands.
     for (cmd, needle) in [
-        ("/budget", "not available yet"),
+        ("/budget", "memory budget unknown"),
         (
             "/sparsity",
             "sparsity settings unknown. /sparsity X sets it",
@@ -420,9 +423,9 @@ fn ctrl_c_stops_then_quits_and_slash_commands_reply() {
     let fx = app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
     assert_eq!(fx, vec![super::app::Effect::Clear]);
     assert_eq!(app.messages.len(), 1);
-    // `+` types text in the input, and acts (with a notice) with Alt.
-    app.on_key(KeyEvent::new(KeyCode::Char('+'), KeyModifiers::NONE));
-    assert_eq!(app.input.text(), "+");
+    // `+` types text once the input has some, and acts (with a notice) with Alt.
+    type_str(&mut app, "a+");
+    assert_eq!(app.input.text(), "a+");
     app.on_key(KeyEvent::new(KeyCode::Char('+'), KeyModifiers::ALT));
     assert!(app.flash.as_deref().unwrap().contains("memory budget"));
 }
@@ -675,10 +678,406 @@ fn calibration_shows_in_chat_and_status() {
         predictor: false,
         error: None,
     }));
-    assert!(app.calibrating.is_none() && app.flash.is_none());
+    assert!(app.preparing.is_none() && app.flash.is_none());
     let screen = text(draw(&app, 120, 40).backend().buffer());
     assert!(
         screen.contains("FFN · sparsity 0.1 · predictor off"),
         "{screen}"
     );
+}
+
+/// What the worker tells of an 80 MiB budget on SmolLM2 at `-c 512`, dense (11 of 30 FFN layers
+/// resident) or at sparsity 0.5 (a neuron cache).
+fn budget_state(mib: u64, sparse: bool) -> BudgetState {
+    BudgetState {
+        budget: Some(mib << 20),
+        fixed: if sparse { 70_464_307 } else { 65_257_472 },
+        fixed_parts: "62.2 MiB (weights outside the FFN 44.6 MiB, KV cache 11.2 MiB, predictor 0.0 MiB, buffers 2.2 MiB, FFN staging 4.2 MiB)".into(),
+        n_layer: 30,
+        resident_layers: if sparse { 0 } else { 11 },
+        neurons: sparse.then_some(NeuronCacheState {
+            hot_per_layer: 335,
+            n_ff: 1536,
+            cold_slots: 3072,
+            bytes: 17_511_219,
+        }),
+        removable: false,
+    }
+}
+
+fn budget_event(state: BudgetState, why: BudgetWhy, error: Option<&str>) -> Feed {
+    Feed::Chat(ChatEvent::Budget {
+        state,
+        why,
+        error: error.map(str::to_string),
+    })
+}
+
+/// `/budget`, `+` and `-` become engine requests; the answers set what the chat and panels say,
+/// and a refusal is an error line that loses nothing.
+#[test]
+fn budget_requests_and_answers() {
+    use super::app::{Effect, Role};
+    let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+    let mut app = new_app(theme("default"));
+    // Before the engine tells anything, and without a budget: `+` and `-` say how to set one.
+    assert!(app.on_key(key('-')).is_empty());
+    let flash = app.flash.clone().unwrap();
+    assert!(
+        flash.contains("no memory budget") && flash.contains("/budget 80M"),
+        "{flash}"
+    );
+    assert!(flash.contains("type a space first"), "{flash}");
+    assert!(app.input.text().is_empty());
+    // A session started without a budget: `/budget` says so, with the minimum.
+    let mut none = budget_state(80, false);
+    none.budget = None;
+    none.removable = true;
+    app.apply(budget_event(none, BudgetWhy::Start, None));
+    assert!(
+        app.messages.is_empty(),
+        "no notice at startup without a budget"
+    );
+    type_str(&mut app, "/budget");
+    assert!(enter(&mut app).is_empty());
+    let text = &app.messages.last().unwrap().text;
+    assert!(
+        text.starts_with("no memory budget: the whole model is in memory"),
+        "{text}"
+    );
+    assert!(
+        text.contains("at least about 63M") && text.contains("step it by 5%"),
+        "{text}"
+    );
+    // `/budget 80M`: a request; the chat line comes with the answer.
+    type_str(&mut app, "/budget 80M");
+    assert_eq!(enter(&mut app), vec![Effect::Budget(Some(80 << 20))]);
+    assert!(app.input.text().is_empty());
+    assert!(app.flash.as_deref().unwrap().contains("80 MiB"));
+    app.apply(budget_event(
+        budget_state(80, false),
+        BudgetWhy::Request,
+        None,
+    ));
+    let last = app.messages.last().unwrap();
+    assert_eq!(last.role, Role::Notice);
+    assert_eq!(
+        last.text,
+        "now memory budget 80.0 MiB: fixed region 62.2 MiB; 11 of 30 FFN layers resident, the rest streamed from the model file"
+    );
+    assert_eq!(app.metrics.budget, Some(Some(80 << 20)));
+    // `+` and `-` (in the empty input too) step by 5% from what was last asked.
+    assert_eq!(app.on_key(key('+')), vec![Effect::Budget(Some(84 << 20))]);
+    assert_eq!(app.on_key(key('+')), vec![Effect::Budget(Some(88 << 20))]);
+    assert_eq!(app.on_key(key('-')), vec![Effect::Budget(Some(84 << 20))]);
+    // The first answer does not undo the later steps.
+    app.apply(budget_event(
+        budget_state(84, false),
+        BudgetWhy::Request,
+        None,
+    ));
+    app.apply(budget_event(
+        budget_state(88, false),
+        BudgetWhy::Request,
+        None,
+    ));
+    assert_eq!(app.budget_wanted, Some(84 << 20));
+    app.apply(budget_event(
+        budget_state(84, false),
+        BudgetWhy::Request,
+        None,
+    ));
+    assert_eq!(app.budget_wanted, Some(84 << 20));
+    assert_eq!(app.budget_pending, 0);
+    // Down to the minimum (the fixed region rounded up to whole MiB), and no further.
+    assert_eq!(app.on_key(key('-')), vec![Effect::Budget(Some(80 << 20))]);
+    assert_eq!(app.on_key(key('-')), vec![Effect::Budget(Some(76 << 20))]);
+    assert_eq!(app.on_key(key('-')), vec![Effect::Budget(Some(72 << 20))]);
+    assert_eq!(app.on_key(key('-')), vec![Effect::Budget(Some(68 << 20))]);
+    assert_eq!(app.on_key(key('-')), vec![Effect::Budget(Some(65 << 20))]);
+    assert_eq!(app.on_key(key('-')), vec![Effect::Budget(Some(63 << 20))]);
+    assert!(app.on_key(key('-')).is_empty());
+    assert!(app
+        .flash
+        .as_deref()
+        .unwrap()
+        .contains("at its minimum, 63 MiB"));
+    for b in [80, 76, 72, 68, 65, 63] {
+        app.apply(budget_event(
+            budget_state(b, false),
+            BudgetWhy::Request,
+            None,
+        ));
+    }
+    // Too small: refused by the engine, an error line with the minimum, the budget unchanged.
+    type_str(&mut app, "/budget 1M");
+    assert_eq!(enter(&mut app), vec![Effect::Budget(Some(1 << 20))]);
+    app.apply(budget_event(
+        budget_state(63, false),
+        BudgetWhy::Request,
+        Some("a memory budget of 1.0 MiB is below what this model needs resident at this context: 62.2 MiB (…). Use /budget 63M or more (or a smaller context with -c)"),
+    ));
+    let last = app.messages.last().unwrap();
+    assert_eq!(last.role, Role::Error);
+    assert!(last
+        .text
+        .starts_with("cannot change the memory budget: a memory budget of 1.0 MiB"));
+    assert!(
+        last.text.contains("Use /budget 63M or more"),
+        "{}",
+        last.text
+    );
+    assert!(
+        last.text.ends_with("with -c); still a budget of 63 MiB"),
+        "{}",
+        last.text
+    );
+    assert_eq!(app.budget_wanted, Some(63 << 20));
+    // A bad size never reaches the engine and stays in the input to be fixed.
+    type_str(&mut app, "/budget lots");
+    assert!(enter(&mut app).is_empty());
+    let last = app.messages.last().unwrap();
+    assert_eq!(last.role, Role::Error);
+    assert!(
+        last.text.contains("cannot read 'lots' as a size"),
+        "{}",
+        last.text
+    );
+    assert_eq!(app.input.take(), "/budget lots");
+    // `/budget off`, refused for a model opened with a budget.
+    type_str(&mut app, "/budget off");
+    assert_eq!(enter(&mut app), vec![Effect::Budget(None)]);
+    app.apply(budget_event(
+        budget_state(63, false),
+        BudgetWhy::Request,
+        Some("this model was opened for a memory budget (its FFN weights are not in memory): keep a budget"),
+    ));
+    assert!(app.messages.last().unwrap().text.contains("keep a budget"));
+    // `/budget` with a budget: the budget, the fixed region's parts, how to change it.
+    type_str(&mut app, "/budget");
+    assert!(enter(&mut app).is_empty());
+    let text = &app.messages.last().unwrap().text;
+    assert!(
+        text.starts_with("memory budget 63.0 MiB: fixed region 62.2 MiB;"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Fixed region: 62.2 MiB (weights outside the FFN"),
+        "{text}"
+    );
+    assert!(text.contains("cannot be lifted"), "{text}");
+    // With text in the input `+` and `-` type.
+    type_str(&mut app, "a-b+");
+    assert_eq!(app.input.take(), "a-b+");
+    // During an answer a change waits for its end, and its answer does not split the answer.
+    type_str(&mut app, "hi");
+    assert_eq!(enter(&mut app), vec![Effect::Send("hi".into())]);
+    app.focus = Focus::Panels;
+    assert_eq!(app.on_key(key('+')), vec![Effect::Budget(Some(66 << 20))]);
+    assert!(app.flash.as_deref().unwrap().contains("after this answer"));
+    assert!(!app.flash.as_deref().unwrap().contains("space first"));
+    app.apply(Feed::Chat(ChatEvent::Token { text: "Hel".into() }));
+    app.apply(budget_event(
+        budget_state(66, false),
+        BudgetWhy::Request,
+        None,
+    ));
+    app.apply(Feed::Chat(ChatEvent::Token { text: "lo".into() }));
+    assert_eq!(app.messages.last().unwrap().text, "Hello");
+    assert!(app.messages[app.messages.len() - 2]
+        .text
+        .starts_with("now memory budget 66.0 MiB"));
+    // A sparsity change made the worker set the budget again: it says how the budget is used now.
+    app.apply(budget_event(
+        budget_state(66, true),
+        BudgetWhy::Sparsity,
+        None,
+    ));
+    let text = &app.messages[app.messages.len() - 2].text;
+    assert!(
+        text.starts_with("budget set again for the new sparsity: memory budget 66.0 MiB"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the hottest 335 of 1536 neurons per layer"),
+        "{text}"
+    );
+    // A replay has no engine to change.
+    app.mode = Mode::Replay {
+        file: "x".into(),
+        speed: 1.0,
+        finished: true,
+    };
+    app.generating = false;
+    assert!(app.on_key(key('+')).is_empty());
+    app.focus = Focus::Input;
+    type_str(&mut app, "/budget 90M");
+    assert!(enter(&mut app).is_empty());
+    assert!(app.flash.as_deref().unwrap().starts_with("replay"));
+}
+
+/// A budget at startup is told in the chat; writing the neuron bundle shows in the chat and the
+/// status line until the answer.
+#[test]
+fn budget_at_start_and_bundle_progress() {
+    let mut app = new_app(theme("default"));
+    app.apply(budget_event(budget_state(80, true), BudgetWhy::Start, None));
+    assert_eq!(app.budget_wanted, Some(80 << 20));
+    assert!(app.messages[0].text.starts_with("memory budget 80.0 MiB: fixed region 67.2 MiB; neuron cache: the hottest 335 of 1536 neurons per layer in memory, 3072 cold slots"));
+    type_str(&mut app, "/budget 90M");
+    enter(&mut app);
+    app.apply(Feed::Chat(ChatEvent::BundleNote {
+        text: "writing the neuron bundle for this model and profile (once)".into(),
+    }));
+    app.apply(Feed::Chat(ChatEvent::BundleProgress {
+        done: 12,
+        total: 30,
+    }));
+    let screen = text(draw(&app, 80, 24).backend().buffer());
+    assert!(
+        screen.contains("writing the neuron bundle for this model"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("● writing the neuron bundle: 40% (12/30 layers)"),
+        "{screen}"
+    );
+    // A message sent meanwhile waits, and says for what.
+    type_str(&mut app, "hi");
+    enter(&mut app);
+    assert!(app
+        .flash
+        .as_deref()
+        .unwrap()
+        .contains("the neuron bundle is written"));
+    app.apply(budget_event(
+        budget_state(90, true),
+        BudgetWhy::Request,
+        None,
+    ));
+    assert!(app.preparing.is_none());
+}
+
+/// Metrics as sparse decode (`sparse`) or dense layer streaming under an 80 MiB budget send them,
+/// with the worker's state; the host sampled.
+fn budget_metrics(sparse: bool) -> Metrics {
+    let mut app = new_app(theme("default"));
+    app.apply(budget_event(
+        budget_state(80, sparse),
+        BudgetWhy::Start,
+        None,
+    ));
+    let mut m = app.metrics;
+    m.apply(&session());
+    for i in 0..40u64 {
+        let (hits, misses, read, used, hot, cold) = if sparse {
+            (
+                44_879 - i % 3 * 900,
+                1_201 + i % 3 * 900,
+                47_991_960 + i % 3 * 1_198_800,
+                34_829,
+                13_386_600,
+                7_409_664,
+            )
+        } else {
+            (11, 19, 31_518_720, 19, 18_247_680, 3_317_760)
+        };
+        m.apply(&Event::Cache(CacheSample {
+            hits,
+            misses,
+            bytes_read: read,
+            prefetch_used: used,
+            prefetch_wasted: if sparse { i % 4 * 10 } else { 0 },
+            hot_bytes: hot,
+            cold_bytes: cold,
+        }));
+        m.apply(&Event::Io(IoSample {
+            queue_depth: (i % 3) as u32,
+            in_flight: 3 - (i % 2) as u32,
+            read_latency_us: 2_000.0 + (i % 5) as f32 * 450.0,
+            bytes_read: read,
+        }));
+        m.apply(&Event::Memory(MemorySample {
+            resident: if sparse { 83_849_320 } else { 83_460_000 },
+            budget: Some(80 << 20),
+        }));
+        m.apply(&Event::Token(TokenSample {
+            phase: Phase::Decode,
+            tokens: 1,
+            micros: 60_000 + i % 6 * 6_000,
+            pos: 20 + i as u32,
+        }));
+    }
+    m.apply_host(HostSample {
+        cpu: vec![97.0, 88.5],
+        rss: 96 << 20,
+        interval_s: 0.5,
+    });
+    m
+}
+
+/// The cache, I/O and memory panels under a budget, full and one-line, at a narrow and a wide
+/// column: sparse decode's neuron cache, dense layer streaming, a budget with no token decoded
+/// yet, and none. Under NO_COLOR, so no colour anywhere.
+#[test]
+fn budget_panels_no_color() {
+    let th = Theme::select("default", true).unwrap();
+    let mut waiting = new_app(th.clone());
+    waiting.apply(budget_event(
+        budget_state(80, false),
+        BudgetWhy::Start,
+        None,
+    ));
+    waiting.apply(Feed::Host(host()));
+    let mut none = new_app(th.clone());
+    let mut st = budget_state(80, false);
+    st.budget = None;
+    none.apply(budget_event(st, BudgetWhy::Start, None));
+    none.apply(Feed::Host(host()));
+    let cases = [
+        ("sparsity 0.5, 80 MiB budget", budget_metrics(true)),
+        ("dense, 80 MiB budget", budget_metrics(false)),
+        ("80 MiB budget, no token yet", waiting.metrics),
+        ("no budget", none.metrics),
+    ];
+    let mut out = String::new();
+    for (label, m) in &cases {
+        for w in [32, 60] {
+            out.push_str(&format!("--- {label}, {w} wide\n"));
+            for kind in [Kind::Cache, Kind::Io, Kind::Memory] {
+                let full = panel_full(kind, m, &th, w);
+                let line = panel_line(kind, m, &th, w);
+                for buf in [&full, &line] {
+                    for cell in buf.content() {
+                        assert_eq!(cell.fg, ratatui::style::Color::Reset, "{cell:?}");
+                        assert_eq!(cell.bg, ratatui::style::Color::Reset, "{cell:?}");
+                    }
+                }
+                out.push_str(&text(&full));
+                out.push_str(&text(&line));
+            }
+        }
+    }
+    insta::assert_snapshot!(out);
+}
+
+/// The whole app under a budget with real-shaped samples, at 45×20 (one-line gauges under the
+/// chat) and 160×50, under NO_COLOR.
+#[test]
+fn budget_app_no_color() {
+    let th = Theme::select("default", true).unwrap();
+    let mut app = busy_app(th);
+    app.apply(budget_event(
+        budget_state(80, false),
+        BudgetWhy::Request,
+        None,
+    ));
+    app.metrics = budget_metrics(false);
+    for (w, h) in [(45, 20), (160, 50)] {
+        let t = draw(&app, w, h);
+        for cell in t.backend().buffer().content() {
+            assert_eq!(cell.fg, ratatui::style::Color::Reset, "{cell:?}");
+        }
+        insta::assert_snapshot!(format!("budget_app_{w}x{h}"), text(t.backend().buffer()));
+    }
 }

@@ -117,8 +117,8 @@ fn draw_status(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
                 format!("replay ×{speed}")
             }
         }
-        Mode::Live if app.calibrating.is_some() => {
-            format!("● {}", app.calibrating.as_deref().unwrap_or_default())
+        Mode::Live if app.preparing.is_some() => {
+            format!("● {}", app.preparing.as_ref().map_or("", |p| &p.1))
         }
         Mode::Live if app.generating => match app.metrics.decode.last() {
             Some(v) => format!("● {v:.1} tok/s"),
@@ -166,7 +166,7 @@ fn draw_help(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
         app.theme.dim(),
     ));
     lines.push(Line::styled(
-        "A sparsity change asked during an answer applies from the next one.",
+        "Sparsity and budget changes are made between answers: one asked during an answer applies from the next one.",
         app.theme.dim(),
     ));
     // As tall as the wrapped text (plus the border), when the screen allows.

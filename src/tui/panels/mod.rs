@@ -61,8 +61,8 @@ impl Kind {
     pub fn title(self) -> &'static str {
         match self {
             Kind::Tokens => "tokens/s · prefill, decode",
-            Kind::Cache => "neuron-cache hit rate · %",
-            Kind::Io => "I/O queue depth · reqs, MB/s read",
+            Kind::Cache => "FFN cache hit rate · %",
+            Kind::Io => "I/O · MB/s read, queue",
             Kind::Cpu => "CPU per core · %",
             Kind::Memory => "memory · MiB",
             Kind::Sparsity => "FFN active neurons per layer · %",
@@ -226,6 +226,105 @@ pub fn text_height(text: &str, width: u16) -> u16 {
     lines.max(1) as u16
 }
 
+/// How a piece of panel text is drawn (the theme maps it to a style).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Tone {
+    Text,
+    Dim,
+    /// A level in 0..=1 where high is bad ([`Theme::level`]).
+    Level(f64),
+    /// A level in 0..=1 where high is good ([`Theme::level_good_high`]).
+    GoodHigh(f64),
+}
+
+impl Tone {
+    fn style(self, th: &Theme) -> ratatui::style::Style {
+        match self {
+            Tone::Text => th.text(),
+            Tone::Dim => th.dim(),
+            Tone::Level(f) => th.level(f),
+            Tone::GoodHigh(f) => th.level_good_high(f),
+        }
+    }
+}
+
+/// A labelled figure that is never split across lines: its pieces and their tones.
+pub type Group = Vec<(String, Tone)>;
+
+fn group_width(g: &Group) -> usize {
+    g.iter().map(|(t, _)| t.chars().count()).sum()
+}
+
+/// Lays `groups` out in lines of at most `width` columns, two spaces apart, breaking only
+/// between groups (a group wider than a line gets a line of its own and is cut by the border).
+/// Returns the groups' indices per line, so height and drawing agree.
+fn flow_rows(groups: &[Group], width: usize) -> Vec<Vec<usize>> {
+    let mut rows: Vec<Vec<usize>> = Vec::new();
+    let mut used = 0;
+    for (i, g) in groups.iter().enumerate() {
+        let w = group_width(g);
+        match rows.last_mut() {
+            Some(row) if used + 2 + w <= width => {
+                row.push(i);
+                used += 2 + w;
+            }
+            _ => {
+                rows.push(vec![i]);
+                used = w;
+            }
+        }
+    }
+    rows
+}
+
+/// Lines [`flow`] takes at this width.
+pub fn flow_height(groups: &[Group], width: u16) -> u16 {
+    flow_rows(groups, width as usize).len() as u16
+}
+
+/// `groups` as lines at most `width` columns wide (see [`flow_rows`]).
+pub fn flow(groups: &[Group], width: u16, th: &Theme) -> Vec<Line<'static>> {
+    flow_rows(groups, width as usize)
+        .into_iter()
+        .map(|row| {
+            let mut spans = Vec::new();
+            for (n, i) in row.into_iter().enumerate() {
+                if n > 0 {
+                    spans.push(Span::raw("  "));
+                }
+                spans.extend(
+                    groups[i]
+                        .iter()
+                        .map(|(t, tone)| Span::styled(t.clone(), tone.style(th))),
+                );
+            }
+            Line::from(spans)
+        })
+        .collect()
+}
+
+/// A count in few characters: 950, 34.8k, 1.2M.
+pub fn count(n: u64) -> String {
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
+        _ => format!("{:.1}M", n as f64 / 1e6),
+    }
+}
+
+/// Microseconds as µs below a millisecond, else ms.
+pub fn micros(us: f64) -> String {
+    if us < 1000.0 {
+        format!("{us:.0} µs")
+    } else {
+        format!("{:.1} ms", us / 1000.0)
+    }
+}
+
+/// What the cache, I/O and memory panels say when no memory budget is set.
+pub const NO_BUDGET: &str =
+    "whole model in memory: no budget set (start with --mem-budget 80M or use /budget)";
+
 /// Why a panel is empty, wrapped in its area.
 pub fn explain(cx: &Ctx, text: &str, area: Rect, buf: &mut Buffer) {
     Paragraph::new(text.to_string())
@@ -251,5 +350,18 @@ mod tests {
         assert_eq!(vbar(0.0), '▁');
         assert_eq!(vbar(1.0), '█');
         assert_eq!(text_height("aaa bbb ccc", 7), 2);
+    }
+
+    #[test]
+    fn groups_flow_into_lines_without_splitting() {
+        let g = |s: &str| vec![(s.to_string(), Tone::Text)];
+        let groups = [g("hit 90%"), g("avg 88%"), g("read 3.0 MiB/tok")];
+        assert_eq!(flow_rows(&groups, 40), vec![vec![0, 1, 2]]);
+        assert_eq!(flow_rows(&groups, 16), vec![vec![0, 1], vec![2]]);
+        assert_eq!(flow_rows(&groups, 10), vec![vec![0], vec![1], vec![2]]);
+        assert_eq!(count(950), "950");
+        assert_eq!(count(34_829), "34.8k");
+        assert_eq!(micros(850.0), "850 µs");
+        assert_eq!(micros(2972.0), "3.0 ms");
     }
 }
