@@ -3,10 +3,14 @@
 
 mod common;
 
+use sparsetop_engine::offload::bundle;
 use sparsetop_engine::sampler::{Sampler, SamplerParams};
-use sparsetop_engine::{Precision, Session, SessionOptions};
+use sparsetop_engine::sparse::calibrate::{calibrate, CalibrateOptions};
+use sparsetop_engine::sparse::{ProfileData, SparsityConfig};
+use sparsetop_engine::{Model, Precision, Session, SessionOptions};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 struct Counting;
 
@@ -34,8 +38,39 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn decode_allocations(precision: Precision, threads: usize) -> usize {
+/// How a case sets its session up: in memory, sparse, under a budget.
+#[derive(Clone, Copy, Debug)]
+enum Setup {
+    Dense,
+    Sparse,
+    BudgetDense,
+    BudgetSparse,
+}
+
+fn profile() -> Arc<ProfileData> {
     let model = common::model();
+    let text = std::fs::read_to_string(common::project_file("assets/calibration.txt")).unwrap();
+    let tokens = model.tokenizer.encode(&text, true, false).unwrap();
+    let opts = CalibrateOptions {
+        max_tokens: 512,
+        n_ctx: 256,
+        rank: 8,
+        n_threads: 2,
+    };
+    Arc::new(
+        calibrate(&model, &tokens, &opts, &mut |_, _, _| {})
+            .unwrap()
+            .0,
+    )
+}
+
+fn decode_allocations(precision: Precision, threads: usize, setup: Setup) -> usize {
+    let model = match setup {
+        Setup::Dense | Setup::Sparse => common::model(),
+        Setup::BudgetDense | Setup::BudgetSparse => {
+            Model::load_resident(common::model_path()).unwrap().0
+        }
+    };
     let mut s = Session::new(
         model.clone(),
         &SessionOptions {
@@ -46,6 +81,27 @@ fn decode_allocations(precision: Precision, threads: usize) -> usize {
         },
     )
     .unwrap();
+    let sparse = SparsityConfig {
+        level: 0.5,
+        predictor: false,
+    };
+    if matches!(setup, Setup::Sparse | Setup::BudgetSparse) {
+        s.set_sparsity(Some(profile()), sparse).unwrap();
+    }
+    if let Setup::BudgetSparse = setup {
+        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("no-alloc");
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = s.sparse().unwrap().profile.clone();
+        let info =
+            bundle::write_bundle(&dir.join("m.bundle"), &common::model(), &p, &mut |_, _| {})
+                .unwrap();
+        s.set_neuron_bundle(Some(info)).unwrap();
+    }
+    if matches!(setup, Setup::BudgetDense | Setup::BudgetSparse) {
+        // Some layers or neurons resident, the rest read every token.
+        let min = s.fixed_region().total();
+        s.set_mem_budget(Some(min + (12 << 20))).unwrap();
+    }
     let mut sampler = Sampler::new(
         SamplerParams {
             seed: 3,
@@ -58,8 +114,9 @@ fn decode_allocations(precision: Precision, threads: usize) -> usize {
         .encode("Once upon a time", true, true)
         .unwrap();
     let mut tok = sampler.sample(s.eval(&prompt, prompt.len() - 1).unwrap());
-    // Warm up: the first decode steps may grow buffers to their final size.
-    for _ in 0..2 {
+    // Warm up: the first decode steps may grow buffers to their final size (under a budget, the
+    // I/O engine's recycled job lists reach the most reads in flight).
+    for _ in 0..8 {
         tok = sampler.sample(s.eval(&[tok], 0).unwrap());
         sampler.accept(tok);
     }
@@ -90,15 +147,18 @@ fn decode_does_not_allocate() {
         "the counting allocator is not counting"
     );
     // One test function: the counter is global, so the cases must not run concurrently.
-    for (p, t) in [
-        (Precision::Fast, 1),
-        (Precision::Fast, 2),
-        (Precision::Exact, 2),
+    for (p, t, setup) in [
+        (Precision::Fast, 1, Setup::Dense),
+        (Precision::Fast, 2, Setup::Dense),
+        (Precision::Exact, 2, Setup::Dense),
+        (Precision::Fast, 2, Setup::Sparse),
+        (Precision::Fast, 2, Setup::BudgetDense),
+        (Precision::Fast, 2, Setup::BudgetSparse),
     ] {
-        let n = decode_allocations(p, t);
+        let n = decode_allocations(p, t, setup);
         assert_eq!(
             n, 0,
-            "{n} allocations in 32 decode steps ({p:?}, {t} threads)"
+            "{n} allocations in 32 decode steps ({p:?}, {t} threads, {setup:?})"
         );
     }
 }
