@@ -24,7 +24,7 @@ use crate::threadpool::ThreadPool;
 use std::sync::Arc;
 
 /// Neurons per chunk handed to a thread.
-const CHUNK: usize = 64;
+const CHUNK: usize = 96;
 /// Every this many tokens, recall of the predictor is measured against the true gate.
 pub const RECALL_EVERY: u64 = 16;
 
@@ -341,6 +341,20 @@ impl SparseFfn {
             let mut pend_a = [0f32; 4];
             let mut pend_w: [&[u8]; 4] = [&[]; 4];
             let mut npend = 0;
+            // act(gate) per rank of the chunk, when gate is known up front.
+            let mut sg_pre = [0f32; CHUNK];
+            if let (Some((g, u)), Some(dt)) = (pre, dt) {
+                // Gate and up are known: start loading the active neurons' down columns now, so
+                // the adds below find them in cache instead of waiting on memory for each one.
+                for k in c * CHUNK..((c + 1) * CHUNK).min(n_ff) {
+                    let i = order[k] as usize;
+                    let sg = silu(g[i]);
+                    sg_pre[k - c * CHUNK] = sg;
+                    if sg.abs() > th.gate && (sg * u[i]).abs() > th.act {
+                        prefetch(dt.row(k));
+                    }
+                }
+            }
             // Neurons in hot-first order: a chunk is a fixed range of ranks, so the sum does not
             // depend on where a neuron's bytes come from (the map, or the offload cache).
             for (k, &i) in order
@@ -381,10 +395,10 @@ impl SparseFfn {
                         (fk.dot_f32)(row, xb)
                     }
                 };
-                let sg = silu(match pre {
-                    Some((g, _)) => g[i],
-                    None => dot(gw, gk, act_g, &mut lane.row),
-                });
+                let sg = match pre {
+                    Some(_) => sg_pre[k - c * CHUNK],
+                    None => silu(dot(gw, gk, act_g, &mut lane.row)),
+                };
                 if predicted {
                     slot.gate_rows += 1;
                 }
@@ -506,6 +520,21 @@ impl SparseFfn {
         (self.stats.recall_total > 0)
             .then(|| self.stats.recall_found as f32 / self.stats.recall_total as f32)
     }
+}
+
+/// Asks the CPU to start loading `bytes` into cache (a hint: no effect where unsupported).
+#[inline(always)]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for off in (0..bytes.len()).step_by(64) {
+        // SAFETY: the address is inside `bytes`; a prefetch never faults.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(off).cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }
 
 fn check_level(level: f32) -> Result<()> {
