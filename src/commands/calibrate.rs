@@ -6,7 +6,6 @@ use anyhow::Context;
 use sparsetop_engine::sparse::calibrate::{calibrate, CalibrateOptions};
 use sparsetop_engine::sparse::profile;
 use sparsetop_engine::Model;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -52,26 +51,10 @@ pub enum Progress<'a> {
 
 /// Prints calibration progress on stderr: notes as lines, stages as a bar redrawn in place.
 pub fn print_progress() -> impl FnMut(Progress) {
-    let mut last = String::new();
+    let mut bar = super::progress::StderrBar::default();
     move |p| match p {
         Progress::Note(s) | Progress::Detail(s) => eprintln!("{s}"),
-        Progress::Stage { stage, done, total } => {
-            let width = 30;
-            let filled = (done * width).checked_div(total).unwrap_or(width);
-            let line = format!(
-                "\r  {stage:<30} [{}{}] {done}/{total}",
-                "#".repeat(filled),
-                ".".repeat(width - filled)
-            );
-            if line != last {
-                eprint!("{line}");
-                let _ = std::io::stderr().flush();
-                if done == total {
-                    eprintln!();
-                }
-                last = line;
-            }
-        }
+        Progress::Stage { stage, done, total } => bar.draw(stage, done, total, ""),
     }
 }
 

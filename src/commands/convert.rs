@@ -7,7 +7,6 @@ use anyhow::Context;
 use sparsetop_engine::offload::bundle::{self, BundleInfo, BundleLayout};
 use sparsetop_engine::sparse::profile;
 use sparsetop_engine::Model;
-use std::io::Write;
 use std::time::Instant;
 
 pub fn run(a: &ConvertArgs) -> anyhow::Result<()> {
@@ -75,22 +74,6 @@ fn report(info: &BundleInfo, what: &str, t0: Instant) {
 
 /// A progress bar on stderr for `(done, total)` callbacks, redrawn only when it changes.
 pub fn progress_bar(stage: &str) -> impl FnMut(usize, usize) + '_ {
-    let mut last = String::new();
-    move |done, total| {
-        let width = 30;
-        let filled = (done * width).checked_div(total).unwrap_or(width);
-        let line = format!(
-            "\r  {stage:<30} [{}{}] {done}/{total} layers",
-            "#".repeat(filled),
-            ".".repeat(width - filled)
-        );
-        if line != last {
-            eprint!("{line}");
-            let _ = std::io::stderr().flush();
-            if done == total {
-                eprintln!();
-            }
-            last = line;
-        }
-    }
+    let mut bar = super::progress::StderrBar::default();
+    move |done, total| bar.draw(stage, done, total, " layers")
 }

@@ -8,6 +8,7 @@ pub mod convert;
 pub mod ffn_report;
 pub mod inspect;
 pub mod perplexity;
+pub mod progress;
 pub mod pull;
 pub mod run;
 pub mod tokenize;
