@@ -5,7 +5,6 @@ mod common;
 
 use sparsetop_engine::offload::bundle;
 use sparsetop_engine::sampler::{Sampler, SamplerParams};
-use sparsetop_engine::sparse::calibrate::{calibrate, CalibrateOptions};
 use sparsetop_engine::sparse::{ProfileData, SparsityConfig};
 use sparsetop_engine::{Model, Precision, Session, SessionOptions};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -48,20 +47,7 @@ enum Setup {
 }
 
 fn profile() -> Arc<ProfileData> {
-    let model = common::model();
-    let text = std::fs::read_to_string(common::project_file("assets/calibration.txt")).unwrap();
-    let tokens = model.tokenizer.encode(&text, true, false).unwrap();
-    let opts = CalibrateOptions {
-        max_tokens: 512,
-        n_ctx: 256,
-        rank: 8,
-        n_threads: 2,
-    };
-    Arc::new(
-        calibrate(&model, &tokens, &opts, &mut |_, _, _| {})
-            .unwrap()
-            .0,
-    )
+    common::small_profile()
 }
 
 fn decode_allocations(precision: Precision, threads: usize, setup: Setup) -> usize {

@@ -4,7 +4,6 @@
 mod common;
 
 use sparsetop_engine::offload::bundle;
-use sparsetop_engine::sparse::calibrate::{calibrate, CalibrateOptions};
 use sparsetop_engine::sparse::{ProfileData, SparsityConfig};
 use sparsetop_engine::{Model, Session, SessionOptions};
 use std::sync::Arc;
@@ -87,20 +86,7 @@ fn a_budget_below_the_fixed_region_is_refused_with_the_minimum() {
 }
 
 fn profile() -> Arc<ProfileData> {
-    let model = common::model();
-    let text = std::fs::read_to_string(common::project_file("assets/calibration.txt")).unwrap();
-    let tokens = model.tokenizer.encode(&text, true, false).unwrap();
-    let opts = CalibrateOptions {
-        max_tokens: 512,
-        n_ctx: 256,
-        rank: 8,
-        n_threads: 2,
-    };
-    Arc::new(
-        calibrate(&model, &tokens, &opts, &mut |_, _, _| {})
-            .unwrap()
-            .0,
-    )
+    common::small_profile()
 }
 
 #[test]

@@ -3,29 +3,13 @@
 
 mod common;
 
-use sparsetop_engine::sparse::calibrate::{calibrate, CalibrateOptions};
 use sparsetop_engine::sparse::{ProfileData, SparsityConfig};
 use sparsetop_engine::{Precision, Session, SessionOptions};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// A small but real profile (512 calibration tokens, rank-8 predictor), made once per run.
 fn profile() -> Arc<ProfileData> {
-    static P: OnceLock<Arc<ProfileData>> = OnceLock::new();
-    P.get_or_init(|| {
-        let model = common::model();
-        let text = std::fs::read_to_string(common::project_file("assets/calibration.txt")).unwrap();
-        let tokens = model.tokenizer.encode(&text, true, false).unwrap();
-        let opts = CalibrateOptions {
-            max_tokens: 512,
-            n_ctx: 256,
-            rank: 8,
-            n_threads: 2,
-        };
-        let (p, report) = calibrate(&model, &tokens, &opts, &mut |_, _, _| {}).unwrap();
-        assert_eq!(report.len(), model.config.n_layer);
-        Arc::new(p)
-    })
-    .clone()
+    common::small_profile()
 }
 
 fn session() -> Session {

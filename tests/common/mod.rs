@@ -48,3 +48,25 @@ pub fn ids(v: &Value) -> Vec<u32> {
 pub fn project_file(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
+
+/// A small sparsity profile of the default model (512 calibration tokens, predictor rank 8),
+/// made once per test binary: enough to exercise sparse decode, quick to make.
+pub fn small_profile() -> Arc<sparsetop_engine::sparse::ProfileData> {
+    use sparsetop_engine::sparse::calibrate::{calibrate, CalibrateOptions};
+    static P: OnceLock<Arc<sparsetop_engine::sparse::ProfileData>> = OnceLock::new();
+    P.get_or_init(|| {
+        let model = model();
+        let text = std::fs::read_to_string(project_file("assets/calibration.txt")).unwrap();
+        let tokens = model.tokenizer.encode(&text, true, false).unwrap();
+        let opts = CalibrateOptions {
+            max_tokens: 512,
+            n_ctx: 256,
+            rank: 8,
+            n_threads: 2,
+        };
+        let (p, report) = calibrate(&model, &tokens, &opts, &mut |_, _, _| {}).unwrap();
+        assert_eq!(report.len(), model.config.n_layer);
+        Arc::new(p)
+    })
+    .clone()
+}
