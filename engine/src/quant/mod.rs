@@ -15,6 +15,7 @@ use crate::ggml_type::GgmlType;
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 mod bf16;
+pub(crate) mod down_block;
 mod f16;
 mod f32;
 mod kquants;
@@ -31,6 +32,7 @@ mod q8_0;
 mod q8_1;
 mod q8_k;
 mod tier;
+pub use down_block::pack_nibbles;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -90,6 +92,12 @@ pub struct FloatKernels {
     /// Four `axpy_q8_0` calls in order (`rows[0]` first), with `y` loaded and stored once per
     /// block for all four rows; the same bits as the four calls.
     pub axpy_q8_0_x4: fn(y: &mut [f32], alpha: [f32; 4], rows: [&[u8]; 4]),
+    /// `out[r] += d[r]·Σ a_j·q_j[r] + m[r]·s` for nibble columns sharing scales (`scales` = `d`
+    /// then `m`, f16 bits; `s` = `Σ a_j`): a block of active neurons of the sparse FFN. Layout and
+    /// bit-for-bit contract in [`down_block`].
+    pub down_nib4: fn(out: &mut [f32], scales: &[u16], cols: &[&[u8]], a: &[f32], s: f32),
+    /// `out[r] += d[r]·Σ a_j·q_j[r]` for signed byte columns sharing scales `d` (f16 bits).
+    pub down_i8: fn(out: &mut [f32], scales: &[u16], cols: &[&[u8]], a: &[f32]),
 }
 
 /// Builds the static table entry for a weight type from its module and activation format (spelled
@@ -180,6 +188,8 @@ static SCALAR_FLOAT: FloatKernels = FloatKernels {
     axpy_f16: f16::axpy_f16,
     axpy_q8_0: q8_0::axpy,
     axpy_q8_0_x4: q8_0::axpy_x4,
+    down_nib4: down_block::down_nib4,
+    down_i8: down_block::down_i8,
 };
 
 /// The scalar reference kernels of a weight type.

@@ -159,6 +159,8 @@ static FLOAT: FloatKernels = FloatKernels {
     axpy_f16: f16::axpy_f16,
     axpy_q8_0: axpy::axpy_q8_0,
     axpy_q8_0_x4: axpy::axpy_q8_0_x4,
+    down_nib4: crate::quant::down_block::down_nib4,
+    down_i8: crate::quant::down_block::down_i8,
 };
 
 /// The tier's float kernels, if this module has any.
