@@ -1,5 +1,5 @@
 //! The neuron bundle of flash offload: every record holds exactly the model's gate and up rows and
-//! the in-memory sparse path's Q8_0 down column, in the profile's order; cluster CRCs catch damaged
+//! a down column that brings back the model's own `down` values, in the profile's order; cluster CRCs catch damaged
 //! data; damaged, foreign or stale files are refused with a message that says what to do.
 //!
 //! Runs on the tiny conformance models in `tests/conformance/` (partial last clusters, K-quants,
@@ -14,9 +14,10 @@ use rand::seq::SliceRandom;
 use rand::{rngs::StdRng, SeedableRng};
 use sparsetop_engine::gguf::{GgufFile, Value};
 use sparsetop_engine::offload::bundle::{self, BundleInfo, BundleLayout, HEADER, PAGE};
-use sparsetop_engine::sparse::down_t::DownT;
+use sparsetop_engine::quant::dequantize_row;
+use sparsetop_engine::sparse::down_cols::{ColKind, DownCols};
 use sparsetop_engine::sparse::profile::{model_hash, Dims, ProfileData};
-use sparsetop_engine::Model;
+use sparsetop_engine::{GgmlType, Model};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -133,7 +134,30 @@ fn write_and_check(model: &Model, profile: &ProfileData, path: &Path) -> BundleI
     assert_eq!(l.cluster_bytes % PAGE, 0);
     let src = model.file.bytes();
     for (li, lw) in model.weights.layers.iter().enumerate() {
-        let down = DownT::build(src, &lw.down).unwrap();
+        // Only the scales: each record's column must bring back the model's own `down` values.
+        let kind = ColKind::for_types(model.weights.layers.iter().map(|l| l.down.dtype));
+        let down = DownCols::build(
+            &lw.down,
+            lw.down.rows_data(src, 0, lw.down.rows),
+            kind,
+            false,
+        )
+        .unwrap();
+        let n_embd = lw.down.rows;
+        let mut dense = vec![0f32; n_embd * lw.down.cols];
+        for r in 0..n_embd {
+            dequantize_row(
+                lw.down.dtype,
+                lw.down.rows_data(src, r, r + 1),
+                &mut dense[r * lw.down.cols..(r + 1) * lw.down.cols],
+            )
+            .unwrap();
+        }
+        let mut col = vec![0f32; n_embd];
+        let lossless = matches!(
+            (kind, lw.down.dtype),
+            (_, GgmlType::Q4_0) | (ColKind::Nib4, _) | (_, GgmlType::Q8_0)
+        );
         for (rank, &neuron) in profile.order(li).iter().enumerate() {
             let i = neuron as usize;
             let at = l.record_offset(li, rank) as usize;
@@ -148,7 +172,22 @@ fn write_and_check(model: &Model, profile: &ProfileData, path: &Path) -> BundleI
                 lw.up.rows_data(src, i, i + 1),
                 "layer {li} rank {rank} up"
             );
-            assert_eq!(dn, down.row(i), "layer {li} rank {rank} down");
+            down.dequantize_col(dn, i, &mut col);
+            for (r, &c) in col.iter().enumerate() {
+                let row = &dense[r * lw.down.cols..(r + 1) * lw.down.cols];
+                let w = row[i];
+                if lossless {
+                    assert_eq!(c, w, "layer {li} rank {rank} down row {r}");
+                } else {
+                    // Re-quantized to 8 bits per block of 32 neurons: within half a step.
+                    let b0 = i / 32 * 32;
+                    let amax = row[b0..b0 + 32].iter().fold(0f32, |m, v| m.max(v.abs()));
+                    assert!(
+                        (c - w).abs() <= amax / 127.0 * 0.51 + 1e-7,
+                        "layer {li} rank {rank} down row {r}: {c} vs {w}"
+                    );
+                }
+            }
         }
         for c in 0..l.clusters_per_layer {
             let at = l.cluster_offset(li, c) as usize;
@@ -171,8 +210,12 @@ fn records_are_the_model_rows_in_profile_order() {
         let dir = scratch(&format!("round_trip_{name}"));
         let info = write_and_check(&model, &profile, &dir.join("m.gguf.bundle"));
         let l = info.layout;
-        // n_embd 256, n_ff 512 in every fixture: the Q8_0 column is 8 blocks of 34 bytes.
-        assert_eq!(l.down_bytes, 272, "{name}");
+        // n_embd 256, n_ff 512 in every fixture: a column is 128 bytes of nibbles (Q4_0/Q4_1
+        // `down`) or 256 bytes (any other type).
+        let kind = ColKind::for_types(model.weights.layers.iter().map(|l| l.down.dtype));
+        assert_eq!(l.down_kind, kind, "{name}");
+        let want = if kind == ColKind::Nib4 { 128 } else { 256 };
+        assert_eq!(l.down_bytes, want, "{name}");
         assert_eq!(l.per_cluster, PAGE / l.record_bytes, "{name}");
         assert_eq!(
             l.clusters_per_layer,
@@ -222,11 +265,14 @@ fn damaged_headers_and_tables_are_refused() {
         e.contains("bad magic") && e.contains("not a sparsetop neuron bundle"),
         "{e}"
     );
-    let e = with(&|b| b[8] = 2);
-    assert!(
-        e.contains("version 2") && e.contains("sparsetop convert"),
-        "{e}"
-    );
+    // Version 1 (Q8_0 down columns) and a future version.
+    for v in [1, 3] {
+        let e = with(&|b| b[8] = v);
+        assert!(
+            e.contains(&format!("version {v}")) && e.contains("sparsetop convert"),
+            "{e}"
+        );
+    }
     // Any other header byte: a dimension, an offset, the model hash, a reserved byte, the
     // checksum itself.
     for at in [16, 20, 40, 64, 96, 120, 150, 180, 210, 250] {
@@ -400,11 +446,11 @@ fn smollm2_bundle_when_cached() {
     let info = write_and_check(&model, &profile, &out);
     let l = info.layout;
     assert_eq!((l.n_layer, l.n_ff, l.n_embd), (30, 1536, 576));
-    assert_eq!(l.record_bytes, 360 + 360 + 612);
+    assert_eq!(l.record_bytes, 360 + 360 + 288);
     assert_eq!(
         (l.per_cluster, l.cluster_bytes, l.clusters_per_layer),
-        (3, 4096, 512)
+        (4, 4096, 384)
     );
-    assert_eq!(l.file_bytes(), l.data_offset + 30 * 512 * 4096);
+    assert_eq!(l.file_bytes(), l.data_offset + 30 * 384 * 4096);
     std::fs::remove_file(&out).unwrap();
 }

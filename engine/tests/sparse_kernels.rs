@@ -4,16 +4,17 @@
 //! * `axpy_q8_0` / `axpy_q8_0_x4` against the scalar reference, bit for bit (every tier forms
 //!   `s = d·alpha` and then `y + s·q` with a separate multiply and add), and against an independent
 //!   f64 evaluation of `y + alpha·dequant(row)` within f32 rounding;
-//! * a composite: a sparse FFN step built from the tier's `vec_dot` (gate, up) and axpy (down)
-//!   kernels, against a dense scalar reference with the same mask, for Q4_0 / Q4_1 / Q8_0 / Q4_K
-//!   gate and up matrices.
+//! * a composite: a sparse FFN step built from the tier's `vec_dot` (gate, up) and down-block
+//!   kernels over [`DownCols`], against a dense scalar reference with the same mask, for Q4_0 /
+//!   Q4_1 / Q8_0 / Q4_K gate and up matrices and Q4_0 / Q4_1 / Q8_0 / F32 `down` (the last
+//!   re-quantized to 8 bits); the columns are checked against the model's own numbers.
 
 use sparsetop_engine::model::weights::Matrix;
 use sparsetop_engine::ops::norm::silu;
 use sparsetop_engine::quant::{
     available_tiers, dequantize_row, float_kernels_for, kernels_for, quantize_activations, Tier,
 };
-use sparsetop_engine::sparse::down_t::DownT;
+use sparsetop_engine::sparse::down_cols::{ColKind, DownCols};
 use sparsetop_engine::GgmlType;
 
 /// Bytes of a Q8_0 block (f16 scale, 32 signed quants).
@@ -263,50 +264,66 @@ fn weight_matrix(rng: &mut Rng, t: GgmlType, rows: usize, cols: usize) -> Vec<u8
     w
 }
 
-/// One random FFN: gate and up (`n_ff × n_embd`, type `t`), the neuron-major Q8_0 copy of a
-/// random f32 `down` (`n_embd × n_ff`), an input and a mask.
+/// One random FFN: gate and up (`n_ff × n_embd`, type `t`), a random `down` (`n_embd × n_ff`, type
+/// `dt`) split by neuron as the engine does ([`DownCols`]), an input and a mask.
 struct Ffn {
     t: GgmlType,
     n_embd: usize,
     n_ff: usize,
     gate: Vec<u8>,
     up: Vec<u8>,
-    /// Row `i` = column `i` of `down`, as Q8_0.
-    down_t: Vec<u8>,
+    down: DownCols,
     x: Vec<f32>,
 }
 
 impl Ffn {
-    fn new(rng: &mut Rng, t: GgmlType, n_embd: usize, n_ff: usize) -> Ffn {
+    fn new(rng: &mut Rng, t: GgmlType, dt: GgmlType, n_embd: usize, n_ff: usize) -> Ffn {
         let gate = weight_matrix(rng, t, n_ff, n_embd);
         let up = weight_matrix(rng, t, n_ff, n_embd);
         // `down` as a GGUF holds it: n_embd rows of n_ff.
-        let down: Vec<f32> = (0..n_embd * n_ff).map(|_| rng.unit() * 0.1).collect();
-        let rb = GgmlType::Q8_0.row_bytes(n_embd as u64).unwrap() as usize;
-        let mut down_t = vec![0u8; n_ff * rb];
-        let mut col = vec![0f32; n_embd];
-        for (i, dst) in down_t.chunks_exact_mut(rb).enumerate() {
-            for (r, c) in col.iter_mut().enumerate() {
-                *c = down[r * n_ff + i];
-            }
-            quantize_activations(GgmlType::Q8_0, &col, dst);
-        }
-        // The engine's own builder makes the same copy from an F32 tensor.
-        let file: Vec<u8> = down.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes = if dt == GgmlType::F32 {
+            (0..n_embd * n_ff)
+                .flat_map(|_| (rng.unit() * 0.1).to_le_bytes())
+                .collect()
+        } else {
+            weight_matrix(rng, dt, n_embd, n_ff)
+        };
         let m = Matrix {
-            dtype: GgmlType::F32,
-            kernels: kernels_for(GgmlType::F32, Tier::Scalar).unwrap(),
+            dtype: dt,
+            kernels: kernels_for(dt, Tier::Scalar).unwrap(),
             rows: n_embd,
             cols: n_ff,
             offset: 0,
-            row_bytes: 4 * n_ff,
+            row_bytes: dt.row_bytes(n_ff as u64).unwrap() as usize,
         };
-        let built = DownT::build(&file, &m).unwrap();
-        assert_eq!(built.row_bytes, rb);
-        assert!(
-            built.data == down_t,
-            "DownT::build differs from the test's copy"
-        );
+        let down = DownCols::build(&m, &bytes, ColKind::for_type(dt), true).unwrap();
+        assert_eq!(down.kind, ColKind::for_type(dt));
+        // Every column holds the model's numbers: exactly for the types whose blocks share
+        // scales across 32 neurons, within half a step of the 8-bit re-quantization otherwise.
+        let mut dense = vec![0f32; n_ff];
+        let mut col = vec![0f32; n_embd];
+        for i in 0..n_ff {
+            down.dequantize_col(down.col(i), i, &mut col);
+            for (r, &c) in col.iter().enumerate() {
+                dequantize_row(
+                    dt,
+                    &bytes[r * m.row_bytes..(r + 1) * m.row_bytes],
+                    &mut dense,
+                )
+                .unwrap();
+                let w = dense[i];
+                if dt == GgmlType::F32 {
+                    let blk = &dense[i / 32 * 32..i / 32 * 32 + 32];
+                    let amax = blk.iter().fold(0f32, |a, v| a.max(v.abs()));
+                    assert!(
+                        (c - w).abs() <= amax / 127.0 * 0.51 + 1e-7,
+                        "{dt} [{r},{i}]: {c} vs {w}"
+                    );
+                } else {
+                    assert_eq!(c, w, "{dt} column {i} row {r}");
+                }
+            }
+        }
         let x = (0..n_embd).map(|_| rng.unit() * 2.0).collect();
         Ffn {
             t,
@@ -314,18 +331,13 @@ impl Ffn {
             n_ff,
             gate,
             up,
-            down_t,
+            down,
             x,
         }
     }
 
     fn w_rows(&self) -> usize {
         self.t.row_bytes(self.n_embd as u64).unwrap() as usize
-    }
-
-    fn down_row(&self, i: usize) -> &[u8] {
-        let rb = self.down_t.len() / self.n_ff;
-        &self.down_t[i * rb..(i + 1) * rb]
     }
 
     /// The input converted to the weight type's activation format, as the sparse FFN does.
@@ -351,33 +363,38 @@ impl Ffn {
             .collect()
     }
 
-    /// `Σ a_i · down[:, i]` over `active` with the tier's axpy kernels: four at a time with
-    /// `axpy_q8_0_x4` when `x4`, the remainder (or everything) one at a time.
-    fn accumulate(&self, tier: Tier, active: &[(usize, f32)], x4: bool) -> Vec<f32> {
+    /// `Σ a_i · down[:, i]` over `active` (in neuron order) with the tier's down-block kernels,
+    /// one call per block of 32 neurons that has an active one, as the engine does.
+    fn accumulate(&self, tier: Tier, active: &[(usize, f32)]) -> Vec<f32> {
         let fk = float_kernels_for(tier);
         let mut y = vec![0f32; self.n_embd];
-        let mut groups = active.chunks_exact(if x4 { 4 } else { usize::MAX });
-        for g in groups.by_ref() {
-            let alphas = std::array::from_fn(|j| g[j].1);
-            let rows = std::array::from_fn(|j| self.down_row(g[j].0));
-            (fk.axpy_q8_0_x4)(&mut y, alphas, rows);
-        }
-        for &(i, ai) in groups.remainder() {
-            (fk.axpy_q8_0)(&mut y, ai, self.down_row(i));
+        for b in 0..self.n_ff / 32 {
+            let here: Vec<&(usize, f32)> = active.iter().filter(|(i, _)| i / 32 == b).collect();
+            if here.is_empty() {
+                continue;
+            }
+            let a: Vec<f32> = here.iter().map(|x| x.1).collect();
+            let cols: Vec<&[u8]> = here.iter().map(|x| self.down.col(x.0)).collect();
+            let sc = self.down.block_scales(b);
+            match self.down.kind {
+                ColKind::Nib4 => (fk.down_nib4)(&mut y, sc, &cols, &a, a.iter().sum()),
+                ColKind::I8 => (fk.down_i8)(&mut y, sc, &cols, &a),
+            }
         }
         y
     }
 
     /// The sparse step at `tier`, as the engine's sparse FFN computes it.
-    fn sparse(&self, tier: Tier, mask: &[bool], x4: bool) -> Vec<f32> {
-        self.accumulate(tier, &self.active(tier, mask), x4)
+    fn sparse(&self, tier: Tier, mask: &[bool]) -> Vec<f32> {
+        self.accumulate(tier, &self.active(tier, mask))
     }
 
     /// The dense scalar reference in f64: everything dequantized (weights, the converted
-    /// activations, the Q8_0 copy of `down`), `a = silu(g) ⊙ u` with `a_i = 0` outside the mask,
-    /// then `down · a`. Also returns, per output, a bound on the error a correct f32 sparse step
-    /// can make: the dot products' rounding (1e-5 of Σ|w·x|, carried through silu, whose slope is
-    /// below 1.1) plus the accumulation's rounding (1e-5 of Σ|a_i·down_ji|).
+    /// activations, `down`'s columns), `a = silu(g) ⊙ u` with `a_i = 0` outside the mask, then
+    /// `down · a`. Also returns, per output, a bound on the error a correct f32 sparse step can
+    /// make: the dot products' rounding (1e-5 of Σ|w·x|, carried through silu, whose slope is
+    /// below 1.1) plus the block sums' rounding (1e-5 of Σ|a_i|·(|d|·|q|max + |m|), the scales
+    /// being applied to the sum).
     fn dense(&self, tier: Tier, mask: &[bool]) -> (Vec<f64>, Vec<f64>) {
         const REL: f64 = 1e-5;
         let (n, rb) = (self.n_embd, self.w_rows());
@@ -395,15 +412,22 @@ impl Ffn {
         };
         let silu64 = |v: f64| v / (1.0 + (-v).exp());
         let (mut y, mut bound) = (vec![0f64; n], vec![0f64; n]);
+        let mut col = vec![0f32; n];
         for i in (0..self.n_ff).filter(|&i| mask[i]) {
             let (g, gm) = dot(&self.gate[i * rb..(i + 1) * rb]);
             let (u, um) = dot(&self.up[i * rb..(i + 1) * rb]);
             let a = silu64(g) * u;
             let da = REL * (1.1 * gm * u.abs() + silu64(g).abs() * um) + REL * a.abs();
-            let col = dequant(GgmlType::Q8_0, self.down_row(i), n);
+            self.down.dequantize_col(self.down.col(i), i, &mut col);
+            let sc = self.down.block_scales(i / 32);
             for j in 0..n {
                 y[j] += a * col[j] as f64;
-                bound[j] += da * (col[j] as f64).abs();
+                let d = half::f16::from_bits(sc[j]).to_f64().abs();
+                let mag = match self.down.kind {
+                    ColKind::Nib4 => d * 15.0 + half::f16::from_bits(sc[n + j]).to_f64().abs(),
+                    ColKind::I8 => d * 128.0,
+                };
+                bound[j] += da * (col[j] as f64).abs() + REL * a.abs() * mag;
             }
         }
         (y, bound)
@@ -428,61 +452,54 @@ fn compare(got: &[f32], want: &[f64], bound: &[f64]) -> Result<(), String> {
 #[test]
 fn sparse_ffn_matches_dense_reference_on_every_tier() {
     let cases = [
-        (GgmlType::Q4_1, 96, 40),
-        (GgmlType::Q4_1, 576, 200),
-        (GgmlType::Q8_0, 96, 40),
-        (GgmlType::Q8_0, 576, 200),
-        (GgmlType::Q4_0, 96, 40),
-        (GgmlType::Q4_0, 576, 200),
-        (GgmlType::Q4_K, 512, 130),
+        (GgmlType::Q4_1, GgmlType::Q4_1, 96, 64),
+        (GgmlType::Q4_1, GgmlType::Q4_1, 576, 224),
+        (GgmlType::Q8_0, GgmlType::Q8_0, 96, 64),
+        (GgmlType::Q8_0, GgmlType::Q8_0, 576, 224),
+        (GgmlType::Q4_0, GgmlType::Q4_0, 96, 64),
+        (GgmlType::Q4_0, GgmlType::Q4_0, 576, 224),
+        (GgmlType::Q4_K, GgmlType::F32, 512, 160),
     ];
-    for (ci, &(t, n_embd, n_ff)) in cases.iter().enumerate() {
+    let mut drops_checked = 0;
+    for (ci, &(t, dt, n_embd, n_ff)) in cases.iter().enumerate() {
         let mut rng = Rng::new(3000 + ci as u64);
-        let ffn = Ffn::new(&mut rng, t, n_embd, n_ff);
+        let ffn = Ffn::new(&mut rng, t, dt, n_embd, n_ff);
         for density in [0u64, 1, 3, 10] {
             // density/10 of the neurons active: none, a few, about a third, all.
             let mask: Vec<bool> = (0..n_ff).map(|_| rng.below(10) < density).collect();
             for &tier in available_tiers() {
                 let (want, bound) = ffn.dense(tier, &mask);
-                let what = format!("{t} {n_embd}x{n_ff} {tier} density={density}/10");
-                for x4 in [false, true] {
-                    let got = ffn.sparse(tier, &mask, x4);
-                    if let Err(e) = compare(&got, &want, &bound) {
-                        panic!("{what} x4={x4}: {e}");
-                    }
+                let what = format!("{t}/{dt} {n_embd}x{n_ff} {tier} density={density}/10");
+                let got = ffn.sparse(tier, &mask);
+                if let Err(e) = compare(&got, &want, &bound) {
+                    panic!("{what}: {e}");
                 }
                 // The comparison can fail: without the neuron that adds the most, the answer
-                // is another one.
+                // is another one (checked where that neuron's share exceeds the error bound).
                 let active = ffn.active(tier, &mask);
-                if let Some(&(big, _)) =
+                if let Some(&(big, ab)) =
                     active.iter().max_by(|x, y| x.1.abs().total_cmp(&y.1.abs()))
                 {
-                    let mut wrong = mask.clone();
-                    wrong[big] = false;
-                    let got = ffn.sparse(tier, &wrong, true);
-                    assert!(
-                        compare(&got, &want, &bound).is_err(),
-                        "{what}: dropping neuron {big} went unnoticed"
-                    );
+                    let mut col = vec![0f32; n_embd];
+                    ffn.down.dequantize_col(ffn.down.col(big), big, &mut col);
+                    let visible = (0..n_embd)
+                        .any(|j| (ab as f64 * col[j] as f64).abs() > 2.0 * bound[j] + 1e-30);
+                    if visible {
+                        drops_checked += 1;
+                        let mut wrong = mask.clone();
+                        wrong[big] = false;
+                        let got = ffn.sparse(tier, &wrong);
+                        assert!(
+                            compare(&got, &want, &bound).is_err(),
+                            "{what}: dropping neuron {big} went unnoticed"
+                        );
+                    }
                 }
             }
         }
     }
-}
-
-/// Grouping the neurons by four changes nothing: `axpy_q8_0_x4` is four `axpy_q8_0` calls, bit
-/// for bit, at every tier (so a caller may batch neurons without changing sparse decode's output).
-#[test]
-fn sparse_ffn_grouping_by_four_changes_no_bit() {
-    let mut rng = Rng::new(4000);
-    for t in [GgmlType::Q4_1, GgmlType::Q8_0] {
-        let ffn = Ffn::new(&mut rng, t, 576, 257);
-        let mask: Vec<bool> = (0..ffn.n_ff).map(|_| rng.below(3) != 0).collect();
-        for &tier in available_tiers() {
-            let active = ffn.active(tier, &mask);
-            let one = ffn.accumulate(tier, &active, false);
-            let four = ffn.accumulate(tier, &active, true);
-            assert_same_bits(&format!("{t} {tier}"), &four, &one);
-        }
-    }
+    assert!(
+        drops_checked >= cases.len() * available_tiers().len(),
+        "only {drops_checked} dropped-neuron checks ran"
+    );
 }

@@ -332,12 +332,18 @@ impl GgufFile {
     /// are read from the file and dropped from the page cache as they go; otherwise they come
     /// from the map.
     pub fn stream_tensor(&self, t: &TensorInfo, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        self.stream_range(t.offset, t.size, f)
+    }
+
+    /// [`GgufFile::stream_tensor`] for any byte range of the file (a range the caller checked,
+    /// such as a matrix of validated tensors).
+    pub fn stream_range(&self, offset: usize, size: usize, f: &mut dyn FnMut(&[u8])) -> Result<()> {
         match (&self.path, self.read_through_file) {
             (Some(p), true) => {
-                read_range_uncached(p, t.offset as u64, t.size, f).map_err(|e| Error::io(p, e))
+                read_range_uncached(p, offset as u64, size, f).map_err(|e| Error::io(p, e))
             }
             _ => {
-                f(&self.storage.bytes()[t.offset..t.offset + t.size]);
+                f(&self.storage.bytes()[offset..offset + size]);
                 Ok(())
             }
         }

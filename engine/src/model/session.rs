@@ -337,13 +337,7 @@ impl Session {
                 "the sparsity profile was made for a different model (its FFN weights differ): run `sparsetop calibrate` for this model".into(),
             ));
         }
-        self.sparse = Some(SparseFfn::new(
-            profile,
-            config,
-            &m.weights,
-            m.ffn_in_memory().then(|| m.file.bytes()),
-            self.n_threads,
-        )?);
+        self.sparse = Some(SparseFfn::new(profile, config, m, self.n_threads)?);
         Ok(())
     }
 
@@ -370,7 +364,10 @@ impl Session {
             + self.attn.bytes()
             + sparse.map(|s| s.scratch_bytes()).unwrap_or(0);
         FixedRegion {
-            weights: (m.file.tensors.iter().map(|t| t.size).sum::<usize>() - ffn) as u64,
+            // The FFN's `down` scales stay resident with sparse decode (its columns come with the
+            // neurons' records).
+            weights: (m.file.tensors.iter().map(|t| t.size).sum::<usize>() - ffn
+                + sparse.map(|s| s.scale_bytes()).unwrap_or(0)) as u64,
             kv: self.kv.bytes() as u64,
             predictor: predictor as u64,
             buffers: buffers as u64,

@@ -9,16 +9,19 @@
 //! `[gate row i | up row i | down column i]`
 //!
 //! The gate and up rows are the model's bytes as they are (any supported type: Q4_1, Q8_0, F16...);
-//! the down column is re-quantized to Q8_0, byte for byte what [`DownT::build`] makes for the
-//! in-memory sparse path, so decoding from the bundle gives the same results bit for bit.
+//! the down column is the neuron's column of [`DownCols`]: the model's own 4-bit quants for a
+//! Q4_0/Q4_1 `down` (8-bit for Q8_0, re-quantized to 8 bits for other types), byte for byte what
+//! the in-memory sparse path reads, so decoding from the bundle gives the same results bit for
+//! bit. The column's scales, shared by 32 neurons, are not in the records: they stay resident
+//! (the engine reads them from the model file once).
 //!
 //! Records are stored per layer in the profile's hot-first order (rank `k` of layer `l` holds
 //! neuron `order(l)[k]`): neurons that fire often sit together, so the pages worth caching are few
 //! and contiguous. They are packed into **clusters**: `per_cluster = max(1, 4096 / record_bytes)`
 //! records, padded with zeros to `cluster_bytes`, a multiple of 4 KiB, so a cluster is a whole
 //! number of pages and can be read with direct I/O. A record larger than 4 KiB gets a cluster of
-//! its own. SmolLM2-135M (Q4_1, width 576): 360 + 360 + 612 = 1332 bytes per record, 3 per 4 KiB
-//! cluster, 512 clusters (2 MiB) per layer, about 60 MiB in all.
+//! its own. SmolLM2-135M (Q4_1, width 576): 360 + 360 + 288 = 1008 bytes per record, 4 per 4 KiB
+//! cluster, 384 clusters (1.5 MiB) per layer, 45 MiB in all.
 //!
 //! Layout (all little-endian):
 //!
@@ -38,10 +41,10 @@
 //! | offset | field |
 //! |---|---|
 //! | 0 | magic `SPTBNDL1` |
-//! | 8 | version u32 (1) |
+//! | 8 | version u32 (2; version 1 stored Q8_0 down columns) |
 //! | 12 | flags u32 (0, reserved) |
 //! | 16 | n_layer, n_ff, n_embd (u32 each) |
-//! | 28 | gate type, up type, down type (ggml type ids, u32 each; down is always Q8_0 = 8) |
+//! | 28 | gate type, up type (ggml type ids), down column format (1 = 4-bit, 2 = 8-bit; [`ColKind::code`]) (u32 each) |
 //! | 40 | gate_bytes, up_bytes, down_bytes, record_bytes, per_cluster, clusters_per_layer (u32 each) |
 //! | 64 | cluster_bytes, layer_stride, orders_offset, crc_offset, data_offset, file_bytes (u64 each) |
 //! | 112 | model hash (32 bytes: [`profile::model_hash`], sha256 of the FFN tensors) |
@@ -60,7 +63,7 @@ use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
 use crate::model::weights::Weights;
 use crate::model::Model;
-use crate::sparse::down_t::DownT;
+use crate::sparse::down_cols::{self, ColKind, DownCols};
 use crate::sparse::profile::{self, ProfileData};
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -68,7 +71,7 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 pub const MAGIC: &[u8; 8] = b"SPTBNDL1";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Extension of bundle files, placed next to the model: `model.gguf` → `model.gguf.bundle`.
 pub const EXTENSION: &str = "bundle";
 /// The page size clusters are aligned to and sized in (4 KiB: the usual page and the unit of
@@ -101,7 +104,8 @@ pub struct BundleLayout {
     pub n_embd: usize,
     pub gate_type: GgmlType,
     pub up_type: GgmlType,
-    /// Bytes of a gate row, an up row (as in the model) and a Q8_0 down column.
+    pub down_kind: ColKind,
+    /// Bytes of a gate row, an up row (as in the model) and a down column.
     pub gate_bytes: usize,
     pub up_bytes: usize,
     pub down_bytes: usize,
@@ -131,6 +135,7 @@ impl BundleLayout {
         n_embd: usize,
         gate_type: GgmlType,
         up_type: GgmlType,
+        down_kind: ColKind,
     ) -> Result<Self> {
         let bad = |m: String| Error::Model(format!("cannot make a neuron bundle: {m}"));
         if n_layer == 0 || n_ff == 0 || n_embd == 0 {
@@ -161,14 +166,8 @@ impl BundleLayout {
         };
         let gate_bytes = row(gate_type, "gate")?;
         let up_bytes = row(up_type, "up")?;
-        let down_bytes = GgmlType::Q8_0
-            .row_bytes(n_embd as u64)
-            .map(|b| b as usize)
-            .ok_or_else(|| {
-                bad(format!(
-                    "the down columns are stored as Q8_0, which needs a width that is a multiple of 32 (this model has {n_embd})"
-                ))
-            })?;
+        down_cols::check_shape(n_embd, n_ff).map_err(|e| bad(e.to_string()))?;
+        let down_bytes = down_kind.col_bytes(n_embd);
         let overflow = || bad("sizes overflow".into());
         let record_bytes = gate_bytes + up_bytes + down_bytes;
         let per_cluster = (PAGE / record_bytes).max(1);
@@ -201,6 +200,7 @@ impl BundleLayout {
             n_embd,
             gate_type,
             up_type,
+            down_kind,
             gate_bytes,
             up_bytes,
             down_bytes,
@@ -219,7 +219,7 @@ impl BundleLayout {
     }
 
     /// The layout for a model's FFN. All layers must share one gate type and one up type (a
-    /// record has one size); the `down` type may vary, as it is re-quantized anyway.
+    /// record has one size); so must `down`'s column format.
     pub fn for_model(weights: &Weights) -> Result<Self> {
         let bad = |m: String| Error::Model(format!("cannot make a neuron bundle: {m}"));
         let l0 = weights
@@ -255,6 +255,7 @@ impl BundleLayout {
             n_embd,
             l0.gate.dtype,
             l0.up.dtype,
+            ColKind::for_types(weights.layers.iter().map(|l| l.down.dtype)),
         )?;
         if layout.gate_bytes != l0.gate.row_bytes || layout.up_bytes != l0.up.row_bytes {
             return Err(bad(format!(
@@ -312,7 +313,7 @@ impl BundleLayout {
         self.cluster_offset(layer, self.cluster_of(rank)) + self.offset_in_cluster(rank) as u64
     }
 
-    /// Splits a record into its gate row, up row and Q8_0 down column.
+    /// Splits a record into its gate row, up row and down column.
     #[inline]
     pub fn split_record<'a>(&self, record: &'a [u8]) -> (&'a [u8], &'a [u8], &'a [u8]) {
         let (gate, rest) = record[..self.record_bytes].split_at(self.gate_bytes);
@@ -436,7 +437,7 @@ fn header_u32s(l: &BundleLayout) -> [u32; 12] {
         l.n_embd as u32,
         l.gate_type.id(),
         l.up_type.id(),
-        GgmlType::Q8_0.id(),
+        l.down_kind.code(),
         l.gate_bytes as u32,
         l.up_bytes as u32,
         l.down_bytes as u32,
@@ -452,7 +453,7 @@ const U32_NAMES: [&str; 12] = [
     "n_embd",
     "gate type",
     "up type",
-    "down type",
+    "down column format",
     "gate_bytes",
     "up_bytes",
     "down_bytes",
@@ -609,8 +610,9 @@ fn write_part(
     progress(0, l.n_layer);
     for (li, lw) in model.weights.layers.iter().enumerate() {
         // The very code the in-memory sparse path uses, so the bytes are the same.
-        let down = DownT::build(bytes, &lw.down)?;
-        assert_eq!(down.row_bytes, l.down_bytes, "Q8_0 column size");
+        let data = lw.down.rows_data(bytes, 0, lw.down.rows);
+        let down = DownCols::build(&lw.down, data, l.down_kind, true)?;
+        assert_eq!(down.col_bytes, l.down_bytes, "down column size");
         buf.fill(0);
         for (rank, &neuron) in info.order(li).iter().enumerate() {
             let i = neuron as usize;
@@ -620,7 +622,7 @@ fn write_part(
             let (up, dn) = rest.split_at_mut(l.up_bytes);
             gate.copy_from_slice(lw.gate.rows_data(bytes, i, i + 1));
             up.copy_from_slice(lw.up.rows_data(bytes, i, i + 1));
-            dn.copy_from_slice(down.row(i));
+            dn.copy_from_slice(down.col(i));
         }
         info.cluster_crc
             .extend(buf.chunks_exact(l.cluster_bytes).map(crc32fast::hash));
@@ -715,6 +717,11 @@ pub fn read_info(path: &Path) -> Result<BundleInfo> {
         u32s[2] as usize,
         ty(u32s[3], "gate")?,
         ty(u32s[4], "up")?,
+        match u32s[5] {
+            1 => ColKind::Nib4,
+            2 => ColKind::I8,
+            c => return Err(bad(format!("unknown down column format {c}: {rerun}"))),
+        },
     )
     .map_err(|e| bad(format!("inconsistent header: {e}")))?;
     for (i, want) in header_u32s(&layout).into_iter().enumerate() {
@@ -917,46 +924,55 @@ mod tests {
 
     #[test]
     fn smollm2_layout() {
-        let l = BundleLayout::new(30, 1536, 576, GgmlType::Q4_1, GgmlType::Q4_1).unwrap();
-        assert_eq!((l.gate_bytes, l.up_bytes, l.down_bytes), (360, 360, 612));
-        assert_eq!(l.record_bytes, 1332);
-        assert_eq!((l.per_cluster, l.cluster_bytes), (3, 4096));
-        assert_eq!(l.clusters_per_layer, 512);
-        assert_eq!(l.layer_stride, 2 << 20);
+        let l = BundleLayout::new(30, 1536, 576, GgmlType::Q4_1, GgmlType::Q4_1, ColKind::Nib4)
+            .unwrap();
+        assert_eq!((l.gate_bytes, l.up_bytes, l.down_bytes), (360, 360, 288));
+        assert_eq!(l.record_bytes, 1008);
+        assert_eq!((l.per_cluster, l.cluster_bytes), (4, 4096));
+        assert_eq!(l.clusters_per_layer, 384);
+        assert_eq!(l.layer_stride, 384 * 4096);
         assert_eq!(l.data_offset % PAGE as u64, 0);
         assert_eq!(l.crc_offset, 256 + 30 * 1536 * 4);
-        assert_eq!(l.file_bytes(), l.data_offset + 30 * (2 << 20));
+        assert_eq!(l.file_bytes(), l.data_offset + 30 * 384 * 4096);
         assert_eq!(l.record_offset(0, 0), l.data_offset);
-        assert_eq!(l.record_offset(0, 2), l.data_offset + 2 * 1332);
-        assert_eq!(l.record_offset(1, 3), l.data_offset + (2 << 20) + 4096);
-        assert_eq!(l.ranks_of(511), 1533..1536);
+        assert_eq!(l.record_offset(0, 2), l.data_offset + 2 * 1008);
+        assert_eq!(
+            l.record_offset(1, 5),
+            l.data_offset + 384 * 4096 + 4096 + 1008
+        );
+        assert_eq!(l.ranks_of(383), 1532..1536);
     }
 
     #[test]
     fn big_records_get_a_cluster_each() {
-        // F32 rows of 1024: 4096 + 4096 + 1088 bytes.
-        let l = BundleLayout::new(2, 10, 1024, GgmlType::F32, GgmlType::F32).unwrap();
-        assert_eq!(l.record_bytes, 9280);
+        // F32 rows of 1024: 4096 + 4096 + 1024 bytes.
+        let l = BundleLayout::new(2, 32, 1024, GgmlType::F32, GgmlType::F32, ColKind::I8).unwrap();
+        assert_eq!(l.record_bytes, 9216);
         assert_eq!((l.per_cluster, l.cluster_bytes), (1, 12288));
-        assert_eq!(l.clusters_per_layer, 10);
+        assert_eq!(l.clusters_per_layer, 32);
         assert_eq!(
             l.record_offset(1, 4),
-            l.data_offset + 10 * 12288 + 4 * 12288
+            l.data_offset + 32 * 12288 + 4 * 12288
         );
         // A partial last cluster.
-        let l = BundleLayout::new(1, 7, 256, GgmlType::Q4_0, GgmlType::Q4_0).unwrap();
-        assert_eq!(l.record_bytes, 144 + 144 + 272);
-        assert_eq!(l.per_cluster, 7);
-        assert_eq!(l.ranks_of(0), 0..7);
+        let l =
+            BundleLayout::new(1, 32, 256, GgmlType::Q4_0, GgmlType::Q4_0, ColKind::Nib4).unwrap();
+        assert_eq!(l.record_bytes, 144 + 144 + 128);
+        assert_eq!(l.per_cluster, 9);
+        assert_eq!(l.ranks_of(0), 0..9);
+        assert_eq!(l.ranks_of(3), 27..32);
     }
 
     #[test]
     fn unbundlable_shapes_are_refused() {
-        let e = BundleLayout::new(2, 8, 48, GgmlType::F16, GgmlType::F16).unwrap_err();
-        assert!(e.to_string().contains("multiple of 32"), "{e}");
-        let e = BundleLayout::new(2, 8, 320, GgmlType::Q4_K, GgmlType::Q4_K).unwrap_err();
+        let k = ColKind::I8;
+        let e = BundleLayout::new(2, 32, 48, GgmlType::F16, GgmlType::F16, k).unwrap_err();
+        assert!(e.to_string().contains("multiples of 32"), "{e}");
+        let e = BundleLayout::new(2, 8, 256, GgmlType::F16, GgmlType::F16, k).unwrap_err();
+        assert!(e.to_string().contains("multiples of 32"), "{e}");
+        let e = BundleLayout::new(2, 32, 320, GgmlType::Q4_K, GgmlType::Q4_K, k).unwrap_err();
         assert!(e.to_string().contains("whole number of Q4_K blocks"), "{e}");
-        let e = BundleLayout::new(0, 8, 256, GgmlType::Q4_0, GgmlType::Q4_0).unwrap_err();
+        let e = BundleLayout::new(0, 8, 256, GgmlType::Q4_0, GgmlType::Q4_0, k).unwrap_err();
         assert!(e.to_string().contains("empty"), "{e}");
     }
 

@@ -25,7 +25,7 @@ pub(crate) const GROUP: usize = 64;
 
 /// The quant (0..15) of row `r` in a nibble column.
 #[inline(always)]
-pub(crate) fn nib(col: &[u8], r: usize) -> u8 {
+pub fn nib(col: &[u8], r: usize) -> u8 {
     let g0 = r / GROUP * GROUP;
     let half = (col.len() * 2 - g0).min(GROUP) / 2;
     let j = r - g0;

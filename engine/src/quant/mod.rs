@@ -32,7 +32,7 @@ mod q8_0;
 mod q8_1;
 mod q8_k;
 mod tier;
-pub use down_block::pack_nibbles;
+pub use down_block::{nib as nibble_at, pack_nibbles};
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -71,6 +71,11 @@ impl TypeKernels {
     }
 }
 
+/// `down_nib4(out, scales, cols, a, s)`: see [`FloatKernels::down_nib4`].
+pub type DownNib4Fn = fn(out: &mut [f32], scales: &[u16], cols: &[&[u8]], a: &[f32], s: f32);
+/// `down_i8(out, scales, cols, a)`: see [`FloatKernels::down_i8`].
+pub type DownI8Fn = fn(out: &mut [f32], scales: &[u16], cols: &[&[u8]], a: &[f32]);
+
 /// Float kernels of the exact path, of attention and of the sparse FFN's down projection.
 ///
 /// The Q8_0 axpy kernels live here rather than in [`TypeKernels`] or a table of their own: their
@@ -95,9 +100,9 @@ pub struct FloatKernels {
     /// `out[r] += d[r]·Σ a_j·q_j[r] + m[r]·s` for nibble columns sharing scales (`scales` = `d`
     /// then `m`, f16 bits; `s` = `Σ a_j`): a block of active neurons of the sparse FFN. Layout and
     /// bit-for-bit contract in [`down_block`].
-    pub down_nib4: fn(out: &mut [f32], scales: &[u16], cols: &[&[u8]], a: &[f32], s: f32),
+    pub down_nib4: DownNib4Fn,
     /// `out[r] += d[r]·Σ a_j·q_j[r]` for signed byte columns sharing scales `d` (f16 bits).
-    pub down_i8: fn(out: &mut [f32], scales: &[u16], cols: &[&[u8]], a: &[f32]),
+    pub down_i8: DownI8Fn,
 }
 
 /// Builds the static table entry for a weight type from its module and activation format (spelled

@@ -10,10 +10,11 @@
 //! the output in its own buffer, and the buffers are summed at the end: one parallel section per
 //! layer.
 
-use super::down_t::DownT;
+use super::down_cols::{ColKind, DownCols, BLOCK};
 use super::profile::ProfileData;
 use crate::error::Result;
-use crate::model::weights::{LayerWeights, Weights};
+use crate::model::weights::LayerWeights;
+use crate::model::Model;
 use crate::offload::neurons::NeuronStore;
 use crate::ops::norm::silu;
 use crate::ops::per_thread::PerThread;
@@ -59,6 +60,10 @@ struct Slot {
     gate_rows: u32,
     up_rows: u32,
     active: u32,
+    /// Blocks of 32 with an active neuron (their down scales were read).
+    blocks: u32,
+    /// Active neurons per band of the hot-first order.
+    bands: [u32; HEAT_BANDS],
     /// Truly active neurons the predictor skipped (only counted on recall-sampling tokens).
     missed: u32,
 }
@@ -101,8 +106,14 @@ pub struct SparseFfn {
     pub config: SparsityConfig,
     thresholds: Vec<Thresholds>,
     pred_thresholds: Vec<f32>,
-    /// Per layer, the neuron-major `down` copy in hot-first order (row k = rank k).
-    down_t: Vec<DownT>,
+    /// Per layer, `down` by neuron (in memory) or its scales alone (under a budget).
+    down: Vec<DownCols>,
+    /// Per layer, the rank in the hot-first order of each neuron.
+    rank_of: Vec<u32>,
+    /// This token's act(gate) and a = act(gate)·up per neuron, when gate and up come from the
+    /// dense kernels.
+    sg: Vec<f32>,
+    a: Vec<f32>,
     lanes: PerThread<Lane>,
     slots: PerThread<Slot>,
     /// Activations converted for the gate and up kernels.
@@ -129,8 +140,7 @@ impl SparseFfn {
     pub fn new(
         profile: Arc<ProfileData>,
         config: SparsityConfig,
-        weights: &Weights,
-        file: Option<&[u8]>,
+        model: &Model,
         n_threads: usize,
     ) -> Result<Self> {
         check_level(config.level)?;
@@ -139,19 +149,37 @@ impl SparseFfn {
                 "the sparsity profile has no predictor: run `sparsetop calibrate` with --rank above 0, or use --predictor off".into(),
             ));
         }
+        let weights = &model.weights;
         let n_layer = weights.layers.len();
         let n_embd = weights.output_norm.len();
-        // Without the FFN in memory (a model opened for a budget) neurons come from the bundle's
-        // records, which carry their own down columns: no copy here.
-        let down_t = match file {
-            Some(file) => weights
-                .layers
-                .iter()
-                .enumerate()
-                .map(|(li, l)| Ok(DownT::build(file, &l.down)?.permuted(profile.order(li))))
-                .collect::<Result<Vec<_>>>()?,
-            None => Vec::new(),
-        };
+        let n_ff = profile.dims.n_ff;
+        // Without the FFN in memory (a model opened for a budget) the columns come from the
+        // bundle's records: only the scales are kept, read from the file around the page cache.
+        let kind = ColKind::for_types(weights.layers.iter().map(|l| l.down.dtype));
+        let down = weights
+            .layers
+            .iter()
+            .map(|l| {
+                if model.ffn_in_memory() {
+                    let data = l.down.rows_data(model.file.bytes(), 0, l.down.rows);
+                    DownCols::build(&l.down, data, kind, true)
+                } else {
+                    let mut data = Vec::with_capacity(l.down.bytes());
+                    model
+                        .file
+                        .stream_range(l.down.offset, l.down.bytes(), &mut |b| {
+                            data.extend_from_slice(b)
+                        })?;
+                    DownCols::build(&l.down, &data, kind, false)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut rank_of = vec![0u32; n_layer * n_ff];
+        for li in 0..n_layer {
+            for (k, &i) in profile.order(li).iter().enumerate() {
+                rank_of[li * n_ff + i as usize] = k as u32;
+            }
+        }
         let l0 = &weights.layers[0];
         let gate_act = l0
             .gate
@@ -168,7 +196,10 @@ impl SparseFfn {
         let mut s = SparseFfn {
             thresholds: vec![Thresholds::default(); n_layer],
             pred_thresholds: vec![0.0; n_layer],
-            down_t,
+            down,
+            rank_of,
+            sg: vec![0.0; n_ff],
+            a: vec![0.0; n_ff],
             lanes: PerThread::new(n_threads, || Lane {
                 row: vec![0.0; n_embd],
             }),
@@ -177,6 +208,8 @@ impl SparseFfn {
                 gate_rows: 0,
                 up_rows: 0,
                 active: 0,
+                blocks: 0,
+                bands: [0; HEAT_BANDS],
                 missed: 0,
             }),
             act_gate: vec![0; gate_act.max(4 * n_embd)],
@@ -229,9 +262,15 @@ impl SparseFfn {
             + self.z.capacity() * 4
     }
 
-    /// Bytes held by the neuron-major `down` copies.
+    /// Bytes held by `down` by neuron (columns and scales).
     pub fn extra_bytes(&self) -> usize {
-        self.down_t.iter().map(|d| d.data.len()).sum()
+        self.down.iter().map(|d| d.bytes()).sum()
+    }
+
+    /// Bytes of the `down` scales, which stay resident under a memory budget (the columns come
+    /// with the neurons' records).
+    pub fn scale_bytes(&self) -> usize {
+        self.down.iter().map(|d| d.scales.len() * 2).sum()
     }
 
     /// Marks the start of a new token (for recall sampling and per-token counters).
@@ -241,6 +280,10 @@ impl SparseFfn {
     }
 
     /// `out = FFN(xb)` for one token of layer `li`, computing only active neurons.
+    ///
+    /// `pre`: gate and up for every neuron, when the caller computed them with the dense kernels
+    /// (in memory without the predictor every gate row is read anyway, and one sequential pass is
+    /// cheaper than a row at a time). `store`: under a budget, where the neurons' records are.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &mut self,
@@ -302,25 +345,33 @@ impl SparseFfn {
                 *zk = (fk.dot_f32_f16)(xb, &a[k * n_embd..(k + 1) * n_embd]);
             }
         }
+        let th = self.thresholds[li];
+        if let Some((g, u)) = pre {
+            // act(gate) and a for every neuron, in one pass before the threads split the work.
+            for (((sg, a), &g), &u) in self.sg.iter_mut().zip(&mut self.a).zip(g).zip(u) {
+                *sg = silu(g);
+                *a = *sg * u;
+            }
+        }
         let b = if use_pred {
             &self.profile.pred_b[li * n_ff * rank..(li + 1) * n_ff * rank]
         } else {
             &[][..]
         };
         let z = &self.z;
-        let th = self.thresholds[li];
         let tp = self.pred_thresholds[li];
-        let order = self.profile.order(li);
-        if store.is_none() && self.down_t.is_empty() {
+        let rank_of = &self.rank_of[li * n_ff..(li + 1) * n_ff];
+        let dc = &self.down[li];
+        if store.is_none() && dc.cols.is_empty() {
             return Err(crate::Error::Invalid(
                 "sparse decode of a model opened for a memory budget needs the budget's neuron cache"
                     .into(),
             ));
         }
-        let dt = self.down_t.get(li);
         let shared = gk.vec_dot_type == uk.vec_dot_type;
         let act_g = &self.act_gate[..];
         let act_u = if shared { act_g } else { &self.act_up[..] };
+        let (sg_all, a_all) = (&self.sg[..], &self.a[..]);
         let lanes = &self.lanes;
         let slots = &self.slots;
         let store = store.as_deref();
@@ -337,103 +388,104 @@ impl SparseFfn {
             slot.gate_rows = 0;
             slot.up_rows = 0;
             slot.active = 0;
+            slot.blocks = 0;
             slot.missed = 0;
-            let mut pend_a = [0f32; 4];
-            let mut pend_w: [&[u8]; 4] = [&[]; 4];
-            let mut npend = 0;
-            // act(gate) per rank of the chunk, when gate is known up front.
-            let mut sg_pre = [0f32; CHUNK];
-            if let (Some((g, u)), Some(dt)) = (pre, dt) {
-                // Gate and up are known: start loading the active neurons' down columns now, so
-                // the adds below find them in cache instead of waiting on memory for each one.
-                for k in c * CHUNK..((c + 1) * CHUNK).min(n_ff) {
-                    let i = order[k] as usize;
-                    let sg = silu(g[i]);
-                    sg_pre[k - c * CHUNK] = sg;
-                    if sg.abs() > th.gate && (sg * u[i]).abs() > th.act {
-                        prefetch(dt.row(k));
-                    }
-                }
-            }
-            // Neurons in hot-first order: a chunk is a fixed range of ranks, so the sum does not
-            // depend on where a neuron's bytes come from (the map, or the offload cache).
-            for (k, &i) in order
-                .iter()
-                .enumerate()
-                .take(((c + 1) * CHUNK).min(n_ff))
-                .skip(c * CHUNK)
-            {
-                let i = i as usize;
-                // The neuron's three pieces: from the offload store (rank k), or the map.
-                let (gw, uw, dw) = match store {
-                    Some(st) => match st.record(li, k) {
-                        Ok(Some(r)) => st.split(r),
-                        Ok(None) => continue,
-                        Err(_) => {
-                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+            slot.bands = [0; HEAT_BANDS];
+            // A chunk is whole blocks of 32 neurons in the model's order: a block's neurons share
+            // their down scales, so its active columns are summed together and scaled once.
+            // First every block's active neurons (starting the loads of their columns), then
+            // the adds: by then the columns are on their way to the cache.
+            let end = ((c + 1) * CHUNK).min(n_ff);
+            let mut coef = [[0f32; BLOCK]; CHUNK / BLOCK];
+            let mut cols: [[&[u8]; BLOCK]; CHUNK / BLOCK] = [[&[]; BLOCK]; CHUNK / BLOCK];
+            let mut count = [0usize; CHUNK / BLOCK];
+            for (bi, b0) in (c * CHUNK..end).step_by(BLOCK).enumerate() {
+                let (coef, cols, n) = (&mut coef[bi], &mut cols[bi], &mut count[bi]);
+                for i in b0..b0 + BLOCK {
+                    let k = rank_of[i] as usize;
+                    let a = if pre.is_some() {
+                        if sg_all[i].abs() <= th.gate || a_all[i].abs() <= th.act {
                             continue;
                         }
-                    },
-                    None => (
-                        &gdata[i * grb..(i + 1) * grb],
-                        &udata[i * urb..(i + 1) * urb],
-                        dt.expect("checked above").row(k),
-                    ),
-                };
-                let predicted = store.is_some() || !use_pred || {
-                    let g_est = (fk.dot_f32_f16)(z, &b[i * rank..(i + 1) * rank]);
-                    silu(g_est).abs() > tp
-                };
-                if !predicted && !measure_recall {
-                    continue;
-                }
-                let dot = |w: &[u8], k: &quant::TypeKernels, act: &[u8], row: &mut Vec<f32>| {
-                    if fast {
-                        (k.vec_dot)(n_embd, w, act)
+                        let col = dc.col(i);
+                        prefetch(col);
+                        cols[*n] = col;
+                        a_all[i]
                     } else {
-                        (k.dequantize)(w, row);
-                        (fk.dot_f32)(row, xb)
-                    }
-                };
-                let sg = match pre {
-                    Some(_) => sg_pre[k - c * CHUNK],
-                    None => silu(dot(gw, gk, act_g, &mut lane.row)),
-                };
-                if predicted {
-                    slot.gate_rows += 1;
-                }
-                if sg.abs() <= th.gate {
-                    continue;
-                }
-                if predicted {
-                    slot.up_rows += 1;
-                }
-                let a = sg
-                    * match pre {
-                        Some((_, u)) => u[i],
-                        None => dot(uw, uk, act_u, &mut lane.row),
+                        // The neuron's three pieces: from the offload store (rank k), or the map.
+                        let (gw, uw, dw) = match store {
+                            Some(st) => match st.record(li, k) {
+                                Ok(Some(r)) => st.split(r),
+                                Ok(None) => continue,
+                                Err(_) => {
+                                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                                    continue;
+                                }
+                            },
+                            None => (
+                                &gdata[i * grb..(i + 1) * grb],
+                                &udata[i * urb..(i + 1) * urb],
+                                dc.col(i),
+                            ),
+                        };
+                        let predicted = store.is_some() || !use_pred || {
+                            let g_est = (fk.dot_f32_f16)(z, &b[i * rank..(i + 1) * rank]);
+                            silu(g_est).abs() > tp
+                        };
+                        if !predicted && !measure_recall {
+                            continue;
+                        }
+                        let dot =
+                            |w: &[u8], k: &quant::TypeKernels, act: &[u8], row: &mut Vec<f32>| {
+                                if fast {
+                                    (k.vec_dot)(n_embd, w, act)
+                                } else {
+                                    (k.dequantize)(w, row);
+                                    (fk.dot_f32)(row, xb)
+                                }
+                            };
+                        let sg = silu(dot(gw, gk, act_g, &mut lane.row));
+                        if predicted {
+                            slot.gate_rows += 1;
+                        }
+                        if sg.abs() <= th.gate {
+                            continue;
+                        }
+                        if predicted {
+                            slot.up_rows += 1;
+                        }
+                        let a = sg * dot(uw, uk, act_u, &mut lane.row);
+                        if a.abs() <= th.act {
+                            continue;
+                        }
+                        if !predicted {
+                            // A recall-sampling token: this neuron fired but the predictor missed it.
+                            slot.missed += 1;
+                            continue;
+                        }
+                        cols[*n] = dw;
+                        a
                     };
-                if a.abs() <= th.act {
-                    continue;
+                    coef[*n] = a;
+                    *n += 1;
+                    slot.bands[(k * HEAT_BANDS / n_ff).min(HEAT_BANDS - 1)] += 1;
                 }
-                if !predicted {
-                    // A recall-sampling token: this neuron fired but the predictor missed it.
-                    slot.missed += 1;
-                    continue;
-                }
-                // Four columns per pass over the partial sum (its loads and stores cost more than
-                // a column's bytes); same result bits as four single calls.
-                pend_a[npend] = a;
-                pend_w[npend] = dw;
-                npend += 1;
-                if npend == 4 {
-                    (fk.axpy_q8_0_x4)(&mut slot.partial, pend_a, pend_w);
-                    npend = 0;
-                }
-                slot.active += 1;
             }
-            for k in 0..npend {
-                (fk.axpy_q8_0)(&mut slot.partial, pend_a[k], pend_w[k]);
+            for (bi, b0) in (c * CHUNK..end).step_by(BLOCK).enumerate() {
+                let (coef, cols, n) = (&coef[bi], &cols[bi], count[bi]);
+                if n == 0 {
+                    continue;
+                }
+                slot.active += n as u32;
+                slot.blocks += 1;
+                let scales = dc.block_scales(b0 / BLOCK);
+                match dc.kind {
+                    ColKind::Nib4 => {
+                        let s: f32 = coef[..n].iter().sum();
+                        (fk.down_nib4)(&mut slot.partial, scales, &cols[..n], &coef[..n], s)
+                    }
+                    ColKind::I8 => (fk.down_i8)(&mut slot.partial, scales, &cols[..n], &coef[..n]),
+                }
             }
         });
         if failed.load(std::sync::atomic::Ordering::Relaxed) {
@@ -451,7 +503,8 @@ impl SparseFfn {
         }
         // Sum the chunks in order (the caller's thread: the pool is idle now).
         out.fill(0.0);
-        let (mut gate_rows, mut up_rows, mut active, mut missed) = (0u64, 0u64, 0u64, 0u64);
+        let (mut gate_rows, mut up_rows, mut active, mut missed, mut blocks) =
+            (0u64, 0u64, 0u64, 0u64, 0u64);
         let bands = &mut self.band_counts[li * HEAT_BANDS..(li + 1) * HEAT_BANDS];
         bands.fill(0);
         for c in 0..n_chunks {
@@ -460,10 +513,13 @@ impl SparseFfn {
             for (o, p) in out.iter_mut().zip(&slot.partial) {
                 *o += p;
             }
-            bands[(c * CHUNK * HEAT_BANDS / n_ff).min(HEAT_BANDS - 1)] += slot.active;
+            for (b, n) in bands.iter_mut().zip(slot.bands) {
+                *b += n;
+            }
             gate_rows += slot.gate_rows as u64;
             up_rows += slot.up_rows as u64;
             active += slot.active as u64;
+            blocks += slot.blocks as u64;
             missed += slot.missed as u64;
         }
         if pre.is_some() {
@@ -475,9 +531,8 @@ impl SparseFfn {
         st.active += active;
         st.gate_bytes += gate_rows * grb as u64;
         st.up_bytes += up_rows * urb as u64;
-        // A Q8_0 column of n_embd values, whether from the copy or a bundle record.
-        let down_row = crate::GgmlType::Q8_0.row_bytes(n_embd as u64).unwrap_or(0);
-        st.down_bytes += active * down_row;
+        // The active columns, and the scales of the blocks they fell in.
+        st.down_bytes += active * dc.col_bytes as u64 + blocks * dc.block_scale_bytes() as u64;
         if use_pred {
             st.predictor_bytes += (rank * (n_embd + n_ff) * 2) as u64;
         }

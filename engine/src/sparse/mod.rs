@@ -2,7 +2,7 @@
 //! only the neurons that fire").
 
 pub mod calibrate;
-pub mod down_t;
+pub mod down_cols;
 pub mod ffn;
 pub mod histogram;
 pub mod profile;
