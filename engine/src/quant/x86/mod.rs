@@ -84,8 +84,8 @@ mod avx2_tables {
         axpy_f16: avx2::float::axpy_f16,
         axpy_q8_0: avx2::axpy::axpy_q8_0,
         axpy_q8_0_x4: avx2::axpy::axpy_q8_0_x4,
-        down_nib4: crate::quant::down_block::down_nib4,
-        down_i8: crate::quant::down_block::down_i8,
+        down_nib4: avx2::down_block::down_nib4,
+        down_i8: avx2::down_block::down_i8,
     };
 }
 
@@ -102,8 +102,8 @@ mod avx512_tables {
         axpy_f16: avx512::float::axpy_f16,
         axpy_q8_0: avx512::axpy::axpy_q8_0,
         axpy_q8_0_x4: avx512::axpy::axpy_q8_0_x4,
-        down_nib4: crate::quant::down_block::down_nib4,
-        down_i8: crate::quant::down_block::down_i8,
+        down_nib4: avx512::down_block::down_nib4,
+        down_i8: avx512::down_block::down_i8,
     };
 }
 
