@@ -69,6 +69,7 @@ macro_rules! entry_points {
 }
 
 mod axpy;
+mod down_block;
 mod f16;
 mod f32;
 mod fp;
@@ -159,8 +160,8 @@ static FLOAT: FloatKernels = FloatKernels {
     axpy_f16: f16::axpy_f16,
     axpy_q8_0: axpy::axpy_q8_0,
     axpy_q8_0_x4: axpy::axpy_q8_0_x4,
-    down_nib4: crate::quant::down_block::down_nib4,
-    down_i8: crate::quant::down_block::down_i8,
+    down_nib4: down_block::down_nib4,
+    down_i8: down_block::down_i8,
 };
 
 /// The tier's float kernels, if this module has any.

@@ -8,7 +8,8 @@
 //! Coverage: Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 have `vec_dot` and `vec_dot_multi` at both tiers
 //! (AVX-512: two blocks per register, `vpdpbusd`); Q2_K..Q6_K have AVX2 `vec_dot` and
 //! `vec_dot_multi`, used by both tiers; F32 / F16 / BF16 weights have an AVX2 `vec_dot`; the float
-//! kernels of attention and exact mode, and the sparse FFN's Q8_0 axpy, exist at both tiers.
+//! kernels of attention and exact mode, and the sparse FFN's Q8_0 axpy and down-block kernels, exist
+//! at both tiers.
 
 pub(crate) mod avx2;
 pub(crate) mod avx512;
@@ -84,8 +85,8 @@ mod avx2_tables {
         axpy_f16: avx2::float::axpy_f16,
         axpy_q8_0: avx2::axpy::axpy_q8_0,
         axpy_q8_0_x4: avx2::axpy::axpy_q8_0_x4,
-        down_nib4: crate::quant::down_block::down_nib4,
-        down_i8: crate::quant::down_block::down_i8,
+        down_nib4: avx2::down_block::down_nib4,
+        down_i8: avx2::down_block::down_i8,
     };
 }
 
@@ -102,8 +103,8 @@ mod avx512_tables {
         axpy_f16: avx512::float::axpy_f16,
         axpy_q8_0: avx512::axpy::axpy_q8_0,
         axpy_q8_0_x4: avx512::axpy::axpy_q8_0_x4,
-        down_nib4: crate::quant::down_block::down_nib4,
-        down_i8: crate::quant::down_block::down_i8,
+        down_nib4: avx512::down_block::down_nib4,
+        down_i8: avx512::down_block::down_i8,
     };
 }
 

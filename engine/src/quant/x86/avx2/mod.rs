@@ -8,6 +8,7 @@
 
 pub(crate) mod axpy;
 pub(crate) mod blocks;
+pub(crate) mod down_block;
 pub(crate) mod float;
 pub(crate) mod kquants;
 pub(crate) mod legacy;

@@ -5,5 +5,6 @@
 //! is shared with AVX2 ([`super::avx2::blocks`]).
 
 pub(crate) mod axpy;
+pub(crate) mod down_block;
 pub(crate) mod float;
 pub(crate) mod legacy;
