@@ -114,6 +114,8 @@ pub struct SparseFfn {
     /// dense kernels.
     sg: Vec<f32>,
     a: Vec<f32>,
+    /// Per layer, the band of the hot-first order (for the heat strip) of each neuron.
+    band_of: Vec<u8>,
     lanes: PerThread<Lane>,
     slots: PerThread<Slot>,
     /// Activations converted for the gate and up kernels.
@@ -175,9 +177,11 @@ impl SparseFfn {
             })
             .collect::<Result<Vec<_>>>()?;
         let mut rank_of = vec![0u32; n_layer * n_ff];
+        let mut band_of = vec![0u8; n_layer * n_ff];
         for li in 0..n_layer {
             for (k, &i) in profile.order(li).iter().enumerate() {
                 rank_of[li * n_ff + i as usize] = k as u32;
+                band_of[li * n_ff + i as usize] = (k * HEAT_BANDS / n_ff).min(HEAT_BANDS - 1) as u8;
             }
         }
         let l0 = &weights.layers[0];
@@ -200,6 +204,7 @@ impl SparseFfn {
             rank_of,
             sg: vec![0.0; n_ff],
             a: vec![0.0; n_ff],
+            band_of,
             lanes: PerThread::new(n_threads, || Lane {
                 row: vec![0.0; n_embd],
             }),
@@ -372,6 +377,7 @@ impl SparseFfn {
         let act_g = &self.act_gate[..];
         let act_u = if shared { act_g } else { &self.act_up[..] };
         let (sg_all, a_all) = (&self.sg[..], &self.a[..]);
+        let band_of = &self.band_of[li * n_ff..(li + 1) * n_ff];
         let lanes = &self.lanes;
         let slots = &self.slots;
         let store = store.as_deref();
@@ -468,7 +474,7 @@ impl SparseFfn {
                     };
                     coef[*n] = a;
                     *n += 1;
-                    slot.bands[(k * HEAT_BANDS / n_ff).min(HEAT_BANDS - 1)] += 1;
+                    slot.bands[band_of[i] as usize] += 1;
                 }
             }
             for (bi, b0) in (c * CHUNK..end).step_by(BLOCK).enumerate() {
