@@ -102,7 +102,7 @@ fn decode_allocations(precision: Precision, threads: usize, setup: Setup) -> usi
     let mut tok = sampler.sample(s.eval(&prompt, prompt.len() - 1).unwrap());
     // Warm up: the first decode steps may grow buffers to their final size (under a budget, the
     // I/O engine's recycled job lists reach the most reads in flight).
-    for _ in 0..8 {
+    for _ in 0..24 {
         tok = sampler.sample(s.eval(&[tok], 0).unwrap());
         sampler.accept(tok);
     }
