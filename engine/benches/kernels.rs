@@ -3,16 +3,18 @@
 //! threads. Throughput is in weight bytes, so criterion reports how close a kernel gets to memory
 //! bandwidth.
 //!
-//! Also the sparse FFN's down-projection kernels (`axpy_q8_0`, `axpy_q8_0_x4`): every row of a
-//! neuron-major Q8_0 copy of `down` added to one f32 accumulator, as a decode step does for its
-//! active neurons; throughput in row bytes.
+//! Also the sparse FFN's down-projection kernel `down_nib4`, on one layer of SmolLM2-135M's shape
+//! (576 output rows, 1536 neurons in 48 blocks of 32, about half of each block active): per block
+//! the active neurons' 4-bit `down` columns (the model's own quants, packed with `pack_nibbles`)
+//! summed and scaled once with the block's f16 scales, as a decode step does (see
+//! `sparse::down_cols`); throughput in column and scale bytes read.
 //!
 //! `cargo bench -p sparsetop-engine --bench kernels` (filter with e.g. `-- Q4_1/avx512` or
-//! `-- axpy`).
+//! `-- down_nib4`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sparsetop_engine::quant::{
-    available_tiers, float_kernels_for, kernels_for, quantize_activations,
+    available_tiers, float_kernels_for, kernels_for, pack_nibbles, quantize_activations,
 };
 use sparsetop_engine::threadpool::ThreadPool;
 use sparsetop_engine::GgmlType;
@@ -112,53 +114,84 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-/// Neurons (rows of the `down` copy) per axpy benchmark: SmolLM2-135M's n_ff. At n_embd 576 the
-/// rows (940 KB) sit in L2 as in decode; at 4096 (6.7 MB) they stream from L3.
-const AXPY_ROWS: usize = 1536;
+/// SmolLM2-135M's FFN: `down` output rows (n_embd), blocks of 32 neurons (n_ff = 1536).
+const DOWN_ROWS: usize = 576;
+const DOWN_BLOCKS: usize = 48;
 
-fn bench_axpy(c: &mut Criterion) {
-    for n in [576usize, 4096] {
-        let rb = GgmlType::Q8_0.row_bytes(n as u64).unwrap() as usize;
-        let src: Vec<f32> = (0..AXPY_ROWS * n)
-            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-            .collect();
-        let mut rows = vec![0u8; AXPY_ROWS * rb];
-        for (r, dst) in rows.chunks_exact_mut(rb).enumerate() {
-            quantize_activations(GgmlType::Q8_0, &src[r * n..(r + 1) * n], dst);
-        }
-        let alphas: Vec<f32> = (0..AXPY_ROWS).map(|i| (i % 7) as f32 * 0.1 - 0.3).collect();
-        let row = |i: usize| &rows[i * rb..(i + 1) * rb];
-        for x4 in [false, true] {
-            let name = if x4 { "axpy_q8_0_x4" } else { "axpy_q8_0" };
-            let mut g = c.benchmark_group(format!("{name}/n{n}"));
-            g.throughput(Throughput::Bytes(rows.len() as u64))
-                .sample_size(20)
-                .warm_up_time(Duration::from_millis(300))
-                .measurement_time(Duration::from_secs(1));
-            for &tier in available_tiers() {
-                let fk = float_kernels_for(tier);
-                let mut y = vec![0f32; n];
-                g.bench_function(tier.name(), |b| {
-                    b.iter(|| {
-                        if x4 {
-                            for i in (0..AXPY_ROWS).step_by(4) {
-                                let a = [alphas[i], alphas[i + 1], alphas[i + 2], alphas[i + 3]];
-                                let r = [row(i), row(i + 1), row(i + 2), row(i + 3)];
-                                (fk.axpy_q8_0_x4)(&mut y, a, r);
-                            }
-                        } else {
-                            for (i, &a) in alphas.iter().enumerate() {
-                                (fk.axpy_q8_0)(&mut y, a, row(i));
-                            }
-                        }
-                        y[0]
-                    })
-                });
-            }
-            g.finish();
-        }
-    }
+/// One block of 32 neurons in the `down_nib4` benchmark: its scales (`d` then `m`, f16 bits), the
+/// active neurons' packed columns and coefficients, and their sum.
+struct DownBlock {
+    scales: Vec<u16>,
+    cols: Vec<Vec<u8>>,
+    coef: Vec<f32>,
+    sum: f32,
 }
 
-criterion_group!(benches, bench, bench_axpy);
+/// The top 24 bits of a random word as a value uniform in [-1, 1).
+fn unit(x: u64) -> f32 {
+    (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+}
+
+fn bench_down_nib4(c: &mut Criterion) {
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let blocks: Vec<DownBlock> = (0..DOWN_BLOCKS)
+        .map(|_| {
+            let scales = (0..2 * DOWN_ROWS)
+                .map(|_| half::f16::from_f32(unit(next()) * 0.05).to_bits())
+                .collect();
+            // Each of the 32 neurons active with probability 1/2: about 16 per block.
+            let active = (0..32).filter(|_| next() & 1 == 1).count();
+            let cols = (0..active)
+                .map(|_| {
+                    let q: Vec<u8> = (0..DOWN_ROWS).map(|_| (next() & 0x0F) as u8).collect();
+                    let mut col = vec![0u8; DOWN_ROWS / 2];
+                    pack_nibbles(&q, &mut col);
+                    col
+                })
+                .collect();
+            let coef: Vec<f32> = (0..active).map(|_| unit(next()) * 2.0).collect();
+            let sum = coef.iter().sum();
+            DownBlock {
+                scales,
+                cols,
+                coef,
+                sum,
+            }
+        })
+        .collect();
+    let col_refs: Vec<Vec<&[u8]>> = blocks
+        .iter()
+        .map(|b| b.cols.iter().map(|c| c.as_slice()).collect())
+        .collect();
+    let bytes: usize = blocks
+        .iter()
+        .map(|b| 2 * b.scales.len() + b.cols.len() * DOWN_ROWS / 2)
+        .sum();
+    let mut g = c.benchmark_group(format!("down_nib4/n{DOWN_ROWS}"));
+    g.throughput(Throughput::Bytes(bytes as u64))
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    for &tier in available_tiers() {
+        let fk = float_kernels_for(tier);
+        let mut out = vec![0f32; DOWN_ROWS];
+        g.bench_function(tier.name(), |b| {
+            b.iter(|| {
+                for (blk, cols) in blocks.iter().zip(&col_refs) {
+                    (fk.down_nib4)(&mut out, &blk.scales, cols, &blk.coef, blk.sum);
+                }
+                out[0]
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_down_nib4);
 criterion_main!(benches);

@@ -1,13 +1,11 @@
 //! The sparse FFN's kernels on every tier this CPU has (AVX2 and AVX-512 on x86-64, NEON and
-//! dotprod on aarch64; scalar everywhere).
-//!
-//! * `axpy_q8_0` / `axpy_q8_0_x4` against the scalar reference, bit for bit (every tier forms
-//!   `s = d·alpha` and then `y + s·q` with a separate multiply and add), and against an independent
-//!   f64 evaluation of `y + alpha·dequant(row)` within f32 rounding;
-//! * a composite: a sparse FFN step built from the tier's `vec_dot` (gate, up) and down-block
-//!   kernels over [`DownCols`], against a dense scalar reference with the same mask, for Q4_0 /
-//!   Q4_1 / Q8_0 / Q4_K gate and up matrices and Q4_0 / Q4_1 / Q8_0 / F32 `down` (the last
-//!   re-quantized to 8 bits); the columns are checked against the model's own numbers.
+//! dotprod on aarch64; scalar everywhere), put together as the engine uses them: a sparse FFN step
+//! built from the tier's `vec_dot` (gate, up) and down-block kernels (`down_nib4`, `down_i8`) over
+//! [`DownCols`] (each neuron's `down` column as the model's own quants, scales per block of 32
+//! neurons), against a dense scalar reference with the same mask, for Q4_0 / Q4_1 / Q8_0 / Q4_K
+//! gate and up matrices and Q4_0 / Q4_1 / Q8_0 / F32 `down` (the last re-quantized to 8 bits); the
+//! columns are checked against the model's own numbers. The down-block kernels alone, bit for bit
+//! against the scalar reference, are in `down_block.rs`.
 
 use sparsetop_engine::model::weights::Matrix;
 use sparsetop_engine::ops::norm::silu;
@@ -16,9 +14,6 @@ use sparsetop_engine::quant::{
 };
 use sparsetop_engine::sparse::down_cols::{ColKind, DownCols};
 use sparsetop_engine::GgmlType;
-
-/// Bytes of a Q8_0 block (f16 scale, 32 signed quants).
-const Q8_0_BYTES: usize = 34;
 
 /// xorshift64*: small, seeded, good enough for test data.
 struct Rng(u64);
@@ -47,193 +42,10 @@ impl Rng {
     }
 }
 
-/// A random f16 block scale: zero, negative, subnormal, ±65504 and ordinary values.
-fn scale(rng: &mut Rng) -> f32 {
-    let sign = if rng.below(2) == 0 { 1.0 } else { -1.0 };
-    match rng.below(12) {
-        0 => 0.0,
-        1 => sign * 65504.0,
-        2 => sign * half::f16::from_bits(1 + rng.below(0x3ff) as u16).to_f32(), // subnormal
-        3 => sign * 6.1e-5,
-        _ => sign * (0.0005 + rng.unit().abs() * 2.0),
-    }
-}
-
-/// A random multiplier: zero, negative, tiny, large and ordinary values.
-fn alpha(rng: &mut Rng) -> f32 {
-    match rng.below(10) {
-        0 => 0.0,
-        1 => rng.unit() * 1e-30,
-        2 => rng.unit() * 1e4,
-        _ => rng.unit() * 3.0,
-    }
-}
-
-/// A random Q8_0 row of `nb` blocks: every quant value (-128 included) and awkward scales.
-fn q8_0_row(rng: &mut Rng, nb: usize) -> Vec<u8> {
-    let mut row = vec![0u8; nb * Q8_0_BYTES];
-    rng.fill(&mut row);
-    for b in row.chunks_exact_mut(Q8_0_BYTES) {
-        let d = half::f16::from_f32(scale(rng)).to_bits();
-        b[..2].copy_from_slice(&d.to_le_bytes());
-    }
-    row
-}
-
-/// `bytes` placed `off` bytes into a fresh buffer, so kernels see rows at any alignment, as in an
-/// mmap or a `DownT` whose row size (34·nb) is not a multiple of anything useful.
-fn misaligned(bytes: &[u8], off: usize) -> Vec<u8> {
-    let mut v = vec![0xa5u8; off];
-    v.extend_from_slice(bytes);
-    v
-}
-
 fn dequant(t: GgmlType, b: &[u8], n: usize) -> Vec<f32> {
     let mut out = vec![0f32; n];
     dequantize_row(t, b, &mut out).unwrap();
     out
-}
-
-fn assert_same_bits(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    for (j, (g, w)) in got.iter().zip(want).enumerate() {
-        assert_eq!(g.to_bits(), w.to_bits(), "{what} [{j}]: {g} vs scalar {w}");
-    }
-}
-
-/// `y` after adding `alpha_k · dequant(rows_k)` for each k, in f64, with Σ|terms| per element,
-/// to check the scalar reference itself: three roundings per row (s, s·q, y + s·q) of at most
-/// 2^-24 relative each bound its error by 1.5·ε·Σ|terms| per row (ε = f32::EPSILON = 2^-23),
-/// plus the absolute error of a subnormal `s` times |q| ≤ 128.
-fn check_against_f64(what: &str, got: &[f32], y0: &[f32], alphas: &[f32], rows: &[&[u8]]) {
-    let n = y0.len();
-    let mut want: Vec<f64> = y0.iter().map(|&v| v as f64).collect();
-    let mut mag: Vec<f64> = y0.iter().map(|&v| (v as f64).abs()).collect();
-    for (&a, row) in alphas.iter().zip(rows) {
-        let x = dequant(GgmlType::Q8_0, row, n);
-        for j in 0..n {
-            let t = a as f64 * x[j] as f64;
-            want[j] += t;
-            mag[j] += t.abs();
-        }
-    }
-    for j in 0..n {
-        let err = (got[j] as f64 - want[j]).abs();
-        let tol = 2.0 * rows.len() as f64 * f32::EPSILON as f64 * mag[j]
-            + rows.len() as f64 * 128.0 * 1.5e-45;
-        assert!(
-            err <= tol,
-            "{what} [{j}]: {} vs f64 {} (|diff| {err:e}, Σ|terms| {:e})",
-            got[j],
-            want[j],
-            mag[j]
-        );
-    }
-}
-
-/// Lengths 32..=2048 in steps of 32, as the test sweeps them.
-fn lengths() -> impl Iterator<Item = usize> {
-    (1..=64).map(|nb| 32 * nb)
-}
-
-#[test]
-fn axpy_q8_0_matches_scalar_on_every_tier() {
-    let s = float_kernels_for(Tier::Scalar);
-    for &tier in available_tiers() {
-        let k = float_kernels_for(tier);
-        for seed in 0..8u64 {
-            let mut rng = Rng::new(1000 + seed);
-            for n in lengths() {
-                let nb = n / 32;
-                let row = q8_0_row(&mut rng, nb);
-                let buf = misaligned(&row, (seed as usize + nb) % 4);
-                let row = &buf[buf.len() - row.len()..];
-                let a = alpha(&mut rng);
-                let y0: Vec<f32> = (0..n).map(|_| rng.unit() * 100.0).collect();
-                let (mut got, mut want) = (y0.clone(), y0.clone());
-                (k.axpy_q8_0)(&mut got, a, row);
-                (s.axpy_q8_0)(&mut want, a, row);
-                let what = format!("{tier} n={n} seed={seed} alpha={a}");
-                assert_same_bits(&what, &got, &want);
-                check_against_f64(&what, &want, &y0, &[a], &[row]);
-            }
-        }
-    }
-}
-
-#[test]
-fn axpy_q8_0_x4_matches_four_scalar_calls_on_every_tier() {
-    let s = float_kernels_for(Tier::Scalar);
-    for &tier in available_tiers() {
-        let k = float_kernels_for(tier);
-        for seed in 0..8u64 {
-            let mut rng = Rng::new(2000 + seed);
-            for n in lengths() {
-                let nb = n / 32;
-                let bufs: Vec<Vec<u8>> = (0..4)
-                    .map(|i| misaligned(&q8_0_row(&mut rng, nb), (i + seed as usize) % 4))
-                    .collect();
-                let mut rows: [&[u8]; 4] =
-                    std::array::from_fn(|i| &bufs[i][bufs[i].len() - nb * Q8_0_BYTES..]);
-                if seed == 7 {
-                    // The same neuron twice is allowed (and order still matters for rounding).
-                    rows[2] = rows[0];
-                }
-                let alphas = [alpha(&mut rng), alpha(&mut rng), alpha(&mut rng), -1.5];
-                let y0: Vec<f32> = (0..n).map(|_| rng.unit() * 100.0).collect();
-                let what = format!("{tier} n={n} seed={seed}");
-
-                let mut want = y0.clone();
-                for (&a, row) in alphas.iter().zip(rows) {
-                    (s.axpy_q8_0)(&mut want, a, row);
-                }
-                let mut scalar_x4 = y0.clone();
-                (s.axpy_q8_0_x4)(&mut scalar_x4, alphas, rows);
-                assert_same_bits(&format!("{what} scalar x4"), &scalar_x4, &want);
-
-                let mut got = y0.clone();
-                (k.axpy_q8_0_x4)(&mut got, alphas, rows);
-                assert_same_bits(&format!("{what} x4"), &got, &want);
-                check_against_f64(&what, &got, &y0, &alphas, &rows);
-            }
-        }
-    }
-}
-
-/// Mismatched sizes are caller bugs: every tier panics before touching memory, rather than
-/// reading past the row or writing past `y`.
-#[test]
-fn axpy_q8_0_rejects_mismatched_sizes_on_every_tier() {
-    let row = vec![0u8; 8 * Q8_0_BYTES];
-    let cases: [(&str, usize, usize); 4] = [
-        ("short row", 128, 3 * Q8_0_BYTES),
-        ("long row", 64, 3 * Q8_0_BYTES),
-        ("partial block", 80, 3 * Q8_0_BYTES),
-        ("row not whole blocks", 96, 3 * Q8_0_BYTES - 1),
-    ];
-    for &tier in available_tiers() {
-        let k = float_kernels_for(tier);
-        for (what, n, rb) in cases {
-            let mut y = vec![0f32; n];
-            let r = &row[..rb];
-            let one = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                (k.axpy_q8_0)(&mut y, 1.0, r)
-            }));
-            assert!(one.is_err(), "{tier} axpy_q8_0 accepted a {what}");
-            let ok = &row[..n / 32 * Q8_0_BYTES];
-            for bad in 0..4 {
-                let mut rows = [ok; 4];
-                rows[bad] = r;
-                let four = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    (k.axpy_q8_0_x4)(&mut y, [1.0; 4], rows)
-                }));
-                assert!(
-                    four.is_err(),
-                    "{tier} axpy_q8_0_x4 accepted a {what} in row {bad}"
-                );
-            }
-        }
-    }
 }
 
 /// Byte offsets of a weight block's f16 fields.

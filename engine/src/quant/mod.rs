@@ -78,10 +78,11 @@ pub type DownI8Fn = fn(out: &mut [f32], scales: &[u16], cols: &[&[u8]], a: &[f32
 
 /// Float kernels of the exact path, of attention and of the sparse FFN's down projection.
 ///
-/// The Q8_0 axpy kernels live here rather than in [`TypeKernels`] or a table of their own: their
-/// format is fixed (the neuron-major `down` copy is always Q8_0, whatever the model's weight types)
-/// and they write f32, like the other kernels here; and the sparse FFN already holds this table,
-/// so a hot loop pays no dispatch per call.
+/// The down-block kernels live here rather than in [`TypeKernels`] or a table of their own: their
+/// formats are fixed by `sparse::down_cols` (4-bit or 8-bit columns of the model's own quants with
+/// f16 scales per block of 32 neurons, whatever the model's weight types) and they write f32, like
+/// the other kernels here; and the sparse FFN already holds this table, so a hot loop pays no
+/// dispatch per call.
 pub struct FloatKernels {
     /// `Σ a[i]·b[i]` over f32.
     pub dot_f32: fn(a: &[f32], b: &[f32]) -> f32,
@@ -89,14 +90,6 @@ pub struct FloatKernels {
     pub dot_f32_f16: fn(a: &[f32], b: &[u16]) -> f32,
     /// `y[i] += alpha · x[i]` with `x` as IEEE half bits.
     pub axpy_f16: fn(y: &mut [f32], alpha: f32, x: &[u16]),
-    /// `y[j] += alpha · dequant(row)[j]` for a Q8_0 row of `y.len()` elements (a multiple of 32;
-    /// `row` exactly that many blocks' bytes, else a panic): one active neuron of the sparse FFN.
-    /// Every tier returns the scalar kernel's bits (per block `s = d·alpha`, then `y + s·q`
-    /// with separate multiply and add).
-    pub axpy_q8_0: fn(y: &mut [f32], alpha: f32, row: &[u8]),
-    /// Four `axpy_q8_0` calls in order (`rows[0]` first), with `y` loaded and stored once per
-    /// block for all four rows; the same bits as the four calls.
-    pub axpy_q8_0_x4: fn(y: &mut [f32], alpha: [f32; 4], rows: [&[u8]; 4]),
     /// `out[r] += d[r]·Σ a_j·q_j[r] + m[r]·s` for nibble columns sharing scales (`scales` = `d`
     /// then `m`, f16 bits; `s` = `Σ a_j`): a block of active neurons of the sparse FFN. Layout and
     /// bit-for-bit contract in [`down_block`].
@@ -191,8 +184,6 @@ static SCALAR_FLOAT: FloatKernels = FloatKernels {
     dot_f32: f32::dot,
     dot_f32_f16: f16::dot_f32_f16,
     axpy_f16: f16::axpy_f16,
-    axpy_q8_0: q8_0::axpy,
-    axpy_q8_0_x4: q8_0::axpy_x4,
     down_nib4: down_block::down_nib4,
     down_i8: down_block::down_i8,
 };

@@ -50,37 +50,3 @@ pub(crate) fn quantize(src: &[f32], dst: &mut [u8]) {
         }
     }
 }
-
-/// Number of blocks of an axpy over `y`, checking `row` holds exactly that many Q8_0 blocks: the
-/// common prologue of every tier's [`axpy`] (a mismatch is a caller bug and panics).
-#[inline(always)]
-pub(crate) fn axpy_blocks(y: &[f32], row: &[u8]) -> usize {
-    assert_eq!(y.len() % QK, 0, "axpy_q8_0: partial block");
-    let nb = y.len() / QK;
-    assert_eq!(row.len(), nb * BYTES, "axpy_q8_0: row size");
-    nb
-}
-
-/// `y[j] += alpha · dequant(row)[j]`: the sparse FFN adding one active neuron's column of `down`
-/// (a neuron-major Q8_0 copy, see `sparse::down_t`) to its output.
-///
-/// Per block `s = d · alpha` is rounded once to f32, then each element gets `y + s·q` with a
-/// separate multiply and add. The SIMD tiers do exactly these operations, so every tier returns
-/// these bits and sparse decode does not depend on the tier.
-pub(crate) fn axpy(y: &mut [f32], alpha: f32, row: &[u8]) {
-    let nb = axpy_blocks(y, row);
-    for (yb, b) in y.chunks_exact_mut(QK).zip(super::blocks::<BYTES>(row, nb)) {
-        let s = f16_at(b, 0) * alpha;
-        for (j, y) in yb.iter_mut().enumerate() {
-            *y += s * quant(b, j) as f32;
-        }
-    }
-}
-
-/// Four [`axpy`] calls in a row (`rows[0]` first): the reference of the SIMD tiers' fused
-/// variant, which loads and stores `y` once for the four rows and rounds exactly as this does.
-pub(crate) fn axpy_x4(y: &mut [f32], alpha: [f32; 4], rows: [&[u8]; 4]) {
-    for (a, row) in alpha.into_iter().zip(rows) {
-        axpy(y, a, row);
-    }
-}

@@ -137,8 +137,8 @@ pub struct SparseFfn {
 }
 
 impl SparseFfn {
-    /// Prepares sparse decode: checks the config against the profile and builds the neuron-major
-    /// `down` copies.
+    /// Prepares sparse decode: checks the config against the profile and builds each layer's
+    /// `down` columns ([`DownCols`]).
     pub fn new(
         profile: Arc<ProfileData>,
         config: SparsityConfig,

@@ -68,7 +68,6 @@ macro_rules! entry_points {
     };
 }
 
-mod axpy;
 mod down_block;
 mod f16;
 mod f32;
@@ -158,8 +157,6 @@ static FLOAT: FloatKernels = FloatKernels {
     dot_f32: f32::dot,
     dot_f32_f16: f16::dot_f32_f16,
     axpy_f16: f16::axpy_f16,
-    axpy_q8_0: axpy::axpy_q8_0,
-    axpy_q8_0_x4: axpy::axpy_q8_0_x4,
     down_nib4: down_block::down_nib4,
     down_i8: down_block::down_i8,
 };

@@ -8,8 +8,8 @@
 //! Coverage: Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 have `vec_dot` and `vec_dot_multi` at both tiers
 //! (AVX-512: two blocks per register, `vpdpbusd`); Q2_K..Q6_K have AVX2 `vec_dot` and
 //! `vec_dot_multi`, used by both tiers; F32 / F16 / BF16 weights have an AVX2 `vec_dot`; the float
-//! kernels of attention and exact mode, and the sparse FFN's Q8_0 axpy and down-block kernels, exist
-//! at both tiers.
+//! kernels of attention and exact mode, and the sparse FFN's down-block kernels, exist at both
+//! tiers.
 
 pub(crate) mod avx2;
 pub(crate) mod avx512;
@@ -83,8 +83,6 @@ mod avx2_tables {
         dot_f32: avx2::float::dot_f32,
         dot_f32_f16: avx2::float::dot_f32_f16,
         axpy_f16: avx2::float::axpy_f16,
-        axpy_q8_0: avx2::axpy::axpy_q8_0,
-        axpy_q8_0_x4: avx2::axpy::axpy_q8_0_x4,
         down_nib4: avx2::down_block::down_nib4,
         down_i8: avx2::down_block::down_i8,
     };
@@ -101,8 +99,6 @@ mod avx512_tables {
         dot_f32: avx512::float::dot_f32,
         dot_f32_f16: avx512::float::dot_f32_f16,
         axpy_f16: avx512::float::axpy_f16,
-        axpy_q8_0: avx512::axpy::axpy_q8_0,
-        axpy_q8_0_x4: avx512::axpy::axpy_q8_0_x4,
         down_nib4: avx512::down_block::down_nib4,
         down_i8: avx512::down_block::down_i8,
     };

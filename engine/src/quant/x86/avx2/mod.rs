@@ -6,7 +6,6 @@
 //! i32 with `vpmaddwd` and accumulates `dx · dy · Σ` in f32 lanes. The integer sum of each block is
 //! exact, as in the scalar kernels; only the float accumulation order differs.
 
-pub(crate) mod axpy;
 pub(crate) mod blocks;
 pub(crate) mod down_block;
 pub(crate) mod float;

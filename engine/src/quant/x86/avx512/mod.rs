@@ -4,7 +4,6 @@
 //! `vpdpbusd` (u8 × i8, four products summed into an i32 lane in one instruction); block decoding
 //! is shared with AVX2 ([`super::avx2::blocks`]).
 
-pub(crate) mod axpy;
 pub(crate) mod down_block;
 pub(crate) mod float;
 pub(crate) mod legacy;
