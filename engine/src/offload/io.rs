@@ -821,7 +821,20 @@ impl IoEngine {
                     .wait(queue)
                     .unwrap_or_else(PoisonError::into_inner);
             }
-            let mut jobs = queue.pool.pop().unwrap_or_default();
+            // The smallest recycled list that holds the read's jobs without growing (lists are
+            // few and this runs once per merged read): taking any list would let small lists
+            // meet big reads and grow long after warm-up, so steady state would still allocate.
+            // When none is big enough the biggest grows, so the lists' total stays small.
+            let pick = queue
+                .pool
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, l)| match l.capacity() {
+                    c if c >= n => (0, c),
+                    c => (1, usize::MAX - c),
+                })
+                .map(|(i, _)| i);
+            let mut jobs = pick.map(|i| queue.pool.swap_remove(i)).unwrap_or_default();
             let own = if span.demand { &sc.demand } else { &sc.loose };
             jobs.extend_from_slice(&own[span.lo..span.hi]);
             jobs.extend(sc.attached[att..att_end].iter().map(|(_, job)| *job));
