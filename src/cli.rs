@@ -327,6 +327,10 @@ pub struct BenchArgs {
     pub sparsity: SparsityArgs,
     #[command(flatten)]
     pub budget: BudgetArgs,
+    /// With --sparsity: time dense decode before each sparse repetition, in the same process, and
+    /// report the speed ratio of each pair (on a busy machine, pairs close in time share its load).
+    #[arg(long)]
+    pub vs_dense: bool,
     /// Context size (default: prompt + generated tokens).
     #[arg(
         short = 'c',

@@ -282,3 +282,47 @@ fn convert_refuses_a_model_it_cannot_bundle() {
     );
     assert!(!common::project_file("tests/conformance/llama-spm.gguf.sparsity").exists());
 }
+
+#[test]
+fn bench_vs_dense_pairs_sparse_and_dense_repetitions() {
+    // A tiny fixture in a scratch folder: its profile is calibrated on the way.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli_vs_dense");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let m = dir.join("tiny.gguf");
+    std::fs::copy(
+        common::project_file("tests/conformance/llama-linear.gguf"),
+        &m,
+    )
+    .unwrap();
+    let m = m.display().to_string();
+    let args = [
+        "bench", "-m", &m, "-t", "2", "-p", "0", "-n", "4", "-r", "3",
+    ];
+    let o = sparsetop(&[&args[..], &["--sparsity", "0.5", "--vs-dense", "--json"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let pair = &v[0]["vs_dense"];
+    let dense = pair["dense_samples"].as_array().unwrap();
+    let ratios = pair["ratios"].as_array().unwrap();
+    assert_eq!((dense.len(), ratios.len()), (3, 3), "{pair}");
+    let sparse = v[0]["samples"].as_array().unwrap();
+    for ((r, s), d) in ratios.iter().zip(sparse).zip(dense) {
+        let want = s.as_f64().unwrap() / d.as_f64().unwrap();
+        assert!((r.as_f64().unwrap() - want).abs() < 1e-9, "{pair}");
+    }
+    let mut sorted: Vec<f64> = ratios.iter().map(|r| r.as_f64().unwrap()).collect();
+    sorted.sort_by(f64::total_cmp);
+    assert_eq!(pair["median_ratio"].as_f64().unwrap(), sorted[1]);
+    // Only sparse decode in memory has a dense counterpart to pair with.
+    let o = sparsetop(&[&args[..], &["--vs-dense"]].concat());
+    assert_clean_failure(&o, "set --sparsity above 0");
+    let o = sparsetop(
+        &[
+            &args[..],
+            &["--sparsity", "0.5", "--vs-dense", "--mem-budget", "1G"],
+        ]
+        .concat(),
+    );
+    assert_clean_failure(&o, "under --mem-budget");
+}

@@ -9,6 +9,7 @@ use super::common;
 use super::ffn_report::FfnReport;
 use crate::cli::BenchArgs;
 use crate::output;
+use sparsetop_engine::sparse::SparsityConfig;
 use sparsetop_engine::{Model, Session, SessionOptions};
 use std::fmt::Write;
 use std::sync::Arc;
@@ -23,11 +24,35 @@ struct Row {
     ffn: Option<FfnReport>,
     /// Under a budget: what the timed runs read and hit.
     offload: Option<serde_json::Value>,
+    /// With `--vs-dense` (tg rows): dense decode timed just before each repetition.
+    dense: Vec<f64>,
 }
 
 impl Row {
     fn mean(&self) -> f64 {
         self.tok_s.iter().sum::<f64>() / self.tok_s.len() as f64
+    }
+
+    /// Sparse over dense speed of each `--vs-dense` pair, and their median.
+    fn ratios(&self) -> Option<(Vec<f64>, f64)> {
+        if self.dense.is_empty() {
+            return None;
+        }
+        let r: Vec<f64> = self
+            .tok_s
+            .iter()
+            .zip(&self.dense)
+            .map(|(s, d)| s / d)
+            .collect();
+        let mut sorted = r.clone();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Some((r, median))
     }
 
     fn sd(&self) -> f64 {
@@ -114,6 +139,14 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
     if a.repetitions == 0 {
         anyhow::bail!("-r must be at least 1");
     }
+    if a.vs_dense && a.sparsity.sparsity <= 0.0 {
+        anyhow::bail!("--vs-dense compares sparse decode with dense: set --sparsity above 0");
+    }
+    if a.vs_dense && a.budget.mem_budget.is_some() {
+        anyhow::bail!(
+            "--vs-dense is for decode in memory: under --mem-budget the two paths need different caches"
+        );
+    }
     let path = crate::model_path::resolve(a.model.as_deref())?;
     let model: Arc<Model> = common::load_model_for(&path, &a.budget)?;
     let n_vocab = model.config.n_vocab;
@@ -147,6 +180,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
                 tok_s: vec![],
                 ffn: None,
                 offload: None,
+                dense: vec![],
             };
             for _ in 0..a.repetitions {
                 row.tok_s.push(time_pp(&mut session, &pp)?);
@@ -162,10 +196,34 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
                 tok_s: vec![],
                 ffn: None,
                 offload: None,
+                dense: vec![],
+            };
+            // With --vs-dense: the same session switched to level 0 (the dense path) and back.
+            let pair = if a.vs_dense {
+                let sp = session
+                    .sparse()
+                    .filter(|s| s.config.level > 0.0)
+                    .ok_or_else(|| anyhow::anyhow!("--vs-dense: sparse decode is not on"))?;
+                let dense = SparsityConfig {
+                    level: 0.0,
+                    predictor: false,
+                };
+                let p = (sp.profile.clone(), sp.config, dense);
+                session.set_sparsity(Some(p.0.clone()), dense)?;
+                time_tg(&mut session, &tg)?;
+                session.set_sparsity(Some(p.0.clone()), p.1)?;
+                Some(p)
+            } else {
+                None
             };
             session.reset_sparse_stats();
             let before = OffloadCounts::of(&session);
             for _ in 0..a.repetitions {
+                if let Some((profile, sparse, dense)) = &pair {
+                    session.set_sparsity(Some(profile.clone()), *dense)?;
+                    row.dense.push(time_tg(&mut session, &tg)?);
+                    session.set_sparsity(Some(profile.clone()), *sparse)?;
+                }
                 row.tok_s.push(time_tg(&mut session, &tg)?);
             }
             row.ffn = Some(FfnReport::of(&session));
@@ -173,6 +231,12 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
                 row.offload = Some(after.since(&b, (a.n_gen * a.repetitions) as u64, &session));
             }
             eprintln!("  t={threads} {}: {:.1} tok/s", row.test, row.mean());
+            if let Some((_, median)) = row.ratios() {
+                eprintln!(
+                    "  t={threads} {} vs dense: {median:.3}x (median of pairs)",
+                    row.test
+                );
+            }
             rows.push(row);
         }
     }
@@ -192,6 +256,11 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
                     "predictor": a.sparsity.predictor,
                     "ffn": r.ffn.as_ref().map(FfnReport::json),
                     "offload": r.offload,
+                    "vs_dense": r.ratios().map(|(ratios, median)| serde_json::json!({
+                        "dense_samples": r.dense,
+                        "ratios": ratios,
+                        "median_ratio": median,
+                    })),
                 })
             })
             .collect();
@@ -220,6 +289,21 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             r.mean(),
             r.sd()
         )?;
+    }
+    for r in &rows {
+        if let Some((ratios, median)) = r.ratios() {
+            let (lo, hi) = ratios
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+            let dense = r.dense.iter().sum::<f64>() / r.dense.len() as f64;
+            writeln!(
+                s,
+                "\n{} t={}: dense {dense:.2} tok/s in the same run; sparse/dense {median:.3}x (median of {} pairs, {lo:.3} to {hi:.3})",
+                r.test,
+                r.threads,
+                ratios.len()
+            )?;
+        }
     }
     for r in rows.iter().filter_map(|r| r.ffn.as_ref().map(|f| (r, f))) {
         writeln!(s, "\n{} t={}: {}", r.0.test, r.0.threads, r.1.line())?;
