@@ -233,6 +233,15 @@ impl DownCols {
         &self.scales[b * n..(b + 1) * n]
     }
 
+    /// Block `b`'s scales as bytes (to prefetch them).
+    #[inline]
+    pub fn block_scale_bytes_at(&self, b: usize) -> &[u8] {
+        let s = self.block_scales(b);
+        // SAFETY: the u16 slice's memory viewed as bytes: same address, twice the length,
+        // alignment 1, and every bit pattern is a valid u8.
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), s.len() * 2) }
+    }
+
     /// Bytes of one block's scales.
     pub fn block_scale_bytes(&self) -> usize {
         self.kind.scales_per_row() * self.n_embd * 2
