@@ -115,8 +115,6 @@ pub struct SparseFfn {
     down: Vec<DownCols>,
     /// Per layer, the rank in the hot-first order of each neuron.
     rank_of: Vec<u32>,
-    /// Per layer, the band of the hot-first order (for the heat strip) of each neuron.
-    band_of: Vec<u8>,
     /// Per layer and block of 32 neurons, for each band, the block's neurons in that band as
     /// bits (the heat strip's counts are then a popcount per band and block).
     band_masks: Vec<u32>,
@@ -180,20 +178,16 @@ impl SparseFfn {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
+        let n_blocks = n_ff / BLOCK;
         let mut rank_of = vec![0u32; n_layer * n_ff];
-        let mut band_of = vec![0u8; n_layer * n_ff];
+        let mut band_masks = vec![0u32; n_layer * n_blocks * HEAT_BANDS];
         for li in 0..n_layer {
             for (k, &i) in profile.order(li).iter().enumerate() {
-                rank_of[li * n_ff + i as usize] = k as u32;
-                band_of[li * n_ff + i as usize] = (k * HEAT_BANDS / n_ff).min(HEAT_BANDS - 1) as u8;
-            }
-        }
-        let n_blocks = n_ff / BLOCK;
-        let mut band_masks = vec![0u32; n_layer * n_blocks * HEAT_BANDS];
-        for (li, bands) in band_of.chunks_exact(n_ff).enumerate() {
-            for (i, &band) in bands.iter().enumerate() {
+                let i = i as usize;
+                rank_of[li * n_ff + i] = k as u32;
+                let band = (k * HEAT_BANDS / n_ff).min(HEAT_BANDS - 1);
                 let (b, j) = (i / BLOCK, i % BLOCK);
-                band_masks[(li * n_blocks + b) * HEAT_BANDS + band as usize] |= 1 << j;
+                band_masks[(li * n_blocks + b) * HEAT_BANDS + band] |= 1 << j;
             }
         }
         let l0 = &weights.layers[0];
@@ -214,7 +208,6 @@ impl SparseFfn {
             pred_thresholds: vec![0.0; n_layer],
             down,
             rank_of,
-            band_of,
             band_masks,
             lanes: PerThread::new(n_threads, || Lane {
                 row: vec![0.0; n_embd],
@@ -380,7 +373,6 @@ impl SparseFfn {
         let shared = gk.vec_dot_type == uk.vec_dot_type;
         let act_g = &self.act_gate[..];
         let act_u = if shared { act_g } else { &self.act_up[..] };
-        let band_of = &self.band_of[li * n_ff..(li + 1) * n_ff];
         let band_masks = &self.band_masks[li * (n_ff / BLOCK) * HEAT_BANDS..];
         let lanes = &self.lanes;
         let slots = &self.slots;
@@ -437,12 +429,14 @@ impl SparseFfn {
                     // third of what the adds read at 0.5 (prefetching them took the sparse section
                     // from ~0.83 to ~0.72 of dense swiglu+down).
                     prefetch(dc.block_scale_bytes_at(b0 / BLOCK));
+                    // The block's active neurons as bits (for the heat strip's band counts),
+                    // their columns and coefficients in order.
+                    let mut keep = 0u32;
                     if pre.is_some() {
-                        // Which of the block's neurons pass both thresholds, as a bit mask (a NaN
-                        // passes, as in the per-neuron path), then the active ones in order.
+                        // Which neurons pass both thresholds (a NaN passes, as in the per-neuron
+                        // path below), then the active ones in order: no branch per neuron.
                         let k0 = b0 - c0;
                         let (sg, av) = (&sg_c[k0..k0 + BLOCK], &a_c[k0..k0 + BLOCK]);
-                        let mut keep = 0u32;
                         for (j, (s, a)) in sg.iter().zip(av).enumerate() {
                             let on = (s.abs() > th.gate || s.is_nan())
                                 & (a.abs() > th.act || a.is_nan());
@@ -458,80 +452,75 @@ impl SparseFfn {
                             coef[*n] = av[j];
                             *n += 1;
                         }
-                        let bm = &band_masks[(b0 / BLOCK) * HEAT_BANDS..][..HEAT_BANDS];
-                        for (band, &bm) in slot.bands.iter_mut().zip(bm) {
-                            *band += (keep & bm).count_ones();
-                        }
                     } else {
                         for i in b0..b0 + BLOCK {
-                            let a = {
-                                // The neuron's three pieces: from the offload store (rank k), or the
-                                // map.
-                                let (gw, uw, dw) = match store {
-                                    Some(st) => match st.record(li, rank_of[i] as usize) {
-                                        Ok(Some(r)) => st.split(r),
-                                        Ok(None) => continue,
-                                        Err(_) => {
-                                            failed
-                                                .store(true, std::sync::atomic::Ordering::Relaxed);
-                                            continue;
-                                        }
-                                    },
-                                    None => (
-                                        &gdata[i * grb..(i + 1) * grb],
-                                        &udata[i * urb..(i + 1) * urb],
-                                        dc.col(i),
-                                    ),
-                                };
-                                let predicted = store.is_some() || !use_pred || {
-                                    let g_est = (fk.dot_f32_f16)(z, &b[i * rank..(i + 1) * rank]);
-                                    silu(g_est).abs() > tp
-                                };
-                                if !predicted && !measure_recall {
-                                    continue;
-                                }
-                                let dot =
-                                    |w: &[u8],
-                                     k: &quant::TypeKernels,
-                                     act: &[u8],
-                                     row: &mut Vec<f32>| {
-                                        if fast {
-                                            (k.vec_dot)(n_embd, w, act)
-                                        } else {
-                                            (k.dequantize)(w, row);
-                                            (fk.dot_f32)(row, xb)
-                                        }
-                                    };
-                                let sg = silu(dot(gw, gk, act_g, &mut lane.row));
-                                if predicted {
-                                    slot.gate_rows += 1;
-                                }
-                                if sg.abs() <= th.gate {
-                                    continue;
-                                }
-                                if predicted {
-                                    slot.up_rows += 1;
-                                }
-                                let a = sg * dot(uw, uk, act_u, &mut lane.row);
-                                if a.abs() <= th.act {
-                                    continue;
-                                }
-                                if !predicted {
-                                    // A recall-sampling token: this neuron fired but the predictor
-                                    // missed it.
-                                    slot.missed += 1;
-                                    continue;
-                                }
-                                if store.is_none() {
-                                    prefetch(dw);
-                                }
-                                cols[*n] = dw;
-                                a
+                            // The neuron's three pieces: from the offload store (rank k), or the
+                            // map.
+                            let (gw, uw, dw) = match store {
+                                Some(st) => match st.record(li, rank_of[i] as usize) {
+                                    Ok(Some(r)) => st.split(r),
+                                    Ok(None) => continue,
+                                    Err(_) => {
+                                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                                        continue;
+                                    }
+                                },
+                                None => (
+                                    &gdata[i * grb..(i + 1) * grb],
+                                    &udata[i * urb..(i + 1) * urb],
+                                    dc.col(i),
+                                ),
                             };
+                            let predicted = store.is_some() || !use_pred || {
+                                let g_est = (fk.dot_f32_f16)(z, &b[i * rank..(i + 1) * rank]);
+                                silu(g_est).abs() > tp
+                            };
+                            if !predicted && !measure_recall {
+                                continue;
+                            }
+                            let dot = |w: &[u8],
+                                       k: &quant::TypeKernels,
+                                       act: &[u8],
+                                       row: &mut Vec<f32>| {
+                                if fast {
+                                    (k.vec_dot)(n_embd, w, act)
+                                } else {
+                                    (k.dequantize)(w, row);
+                                    (fk.dot_f32)(row, xb)
+                                }
+                            };
+                            let sg = silu(dot(gw, gk, act_g, &mut lane.row));
+                            if predicted {
+                                slot.gate_rows += 1;
+                            }
+                            if sg.abs() <= th.gate {
+                                continue;
+                            }
+                            if predicted {
+                                slot.up_rows += 1;
+                            }
+                            let a = sg * dot(uw, uk, act_u, &mut lane.row);
+                            if a.abs() <= th.act {
+                                continue;
+                            }
+                            if !predicted {
+                                // A recall-sampling token: this neuron fired but the predictor
+                                // missed it.
+                                slot.missed += 1;
+                                continue;
+                            }
+                            if store.is_none() {
+                                prefetch(dw);
+                            }
+                            cols[*n] = dw;
                             coef[*n] = a;
                             *n += 1;
-                            slot.bands[band_of[i] as usize] += 1;
+                            keep |= 1 << (i - b0);
                         }
+                    }
+                    let bm = &band_masks[(b0 / BLOCK) * HEAT_BANDS..][..HEAT_BANDS];
+                    for (band, &bm) in slot.bands.iter_mut().zip(bm) {
+                        *band += (keep & bm).count_ones();
                     }
                 }
                 if step < LAG {
@@ -648,7 +637,6 @@ impl SparseFfn {
     }
 }
 
-/// Asks the CPU to start loading `bytes` into cache (a hint: no effect where unsupported).
 /// Asks the CPU to start loading `bytes` into cache, as a non-temporal hint: the columns are used
 /// once per token, so they should not push the activations and partial sums out of L1/L2.
 /// Measured on the development machine (Zen 5): without prefetching, the sparse section at 0.5
