@@ -5,6 +5,9 @@
 //! * the scalar `down_nib4` on columns packed with `pack_nibbles` against an f64 evaluation of
 //!   `out + d·Σ a_j·q_j + m·Σ a_j`, so that the nibble layout itself is checked.
 
+mod common;
+
+use common::rng::Rng;
 use half::f16;
 use sparsetop_engine::quant::{available_tiers, float_kernels_for, pack_nibbles, Tier};
 
@@ -13,31 +16,6 @@ use sparsetop_engine::quant::{available_tiers, float_kernels_for, pack_nibbles, 
 const ROWS: [usize; 6] = [32, 64, 96, 576, 960, 2048];
 /// Column counts of a block of active neurons (at most 32).
 const COLS: [usize; 6] = [0, 1, 3, 8, 17, 32];
-
-/// xorshift64*: small, seeded, good enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    /// Uniform in [-1, 1).
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 /// A random f16 scale of a Q4_1/Q8_0 block's magnitude, now and then zero or tiny.
 fn scale(rng: &mut Rng) -> u16 {

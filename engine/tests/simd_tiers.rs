@@ -12,6 +12,9 @@
 //! Activation quants stay in [-127, 127], as `quantize_activations` produces them (the x86 sign
 //! trick for signed×signed products relies on it).
 
+mod common;
+
+use common::rng::Rng;
 use sparsetop_engine::quant::{
     available_tiers, dequantize_row, float_kernels_for, kernels_for, Tier,
 };
@@ -32,35 +35,6 @@ const WEIGHT_TYPES: [GgmlType; 13] = [
     GgmlType::Q5_K,
     GgmlType::Q6_K,
 ];
-
-/// xorshift64*: small, seeded, good enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + self.below((hi - lo + 1) as u64) as i64
-    }
-    fn f32(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn fill(&mut self, b: &mut [u8]) {
-        for x in b {
-            *x = self.next() as u8;
-        }
-    }
-}
 
 fn f16_bits(v: f32) -> u16 {
     half::f16::from_f32(v).to_bits()

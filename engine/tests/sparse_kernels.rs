@@ -7,6 +7,9 @@
 //! columns are checked against the model's own numbers. The down-block kernels alone, bit for bit
 //! against the scalar reference, are in `down_block.rs`.
 
+mod common;
+
+use common::rng::Rng;
 use sparsetop_engine::model::weights::Matrix;
 use sparsetop_engine::ops::norm::silu;
 use sparsetop_engine::quant::{
@@ -14,33 +17,6 @@ use sparsetop_engine::quant::{
 };
 use sparsetop_engine::sparse::down_cols::{ColKind, DownCols};
 use sparsetop_engine::GgmlType;
-
-/// xorshift64*: small, seeded, good enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    /// Uniform in [-1, 1).
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn fill(&mut self, b: &mut [u8]) {
-        for x in b {
-            *x = self.next() as u8;
-        }
-    }
-}
 
 fn dequant(t: GgmlType, b: &[u8], n: usize) -> Vec<f32> {
     let mut out = vec![0f32; n];

@@ -1,1 +1,2 @@
 pub mod gguf_builder;
+pub mod rng;
