@@ -220,11 +220,11 @@ fn bad_flags_are_clear_errors() {
     assert_clean_failure(&o, "no prompt");
 }
 
-#[test]
-fn convert_writes_checks_and_rewrites_a_neuron_bundle() {
-    // A copy of a tiny fixture in a scratch folder: the profile calibrated on the way and the
-    // bundle land next to it.
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli_convert");
+/// A fresh scratch folder `name` holding a copy of a tiny fixture model, so that what sparsetop
+/// writes next to a model (profile, bundle) stays out of the fixtures: the folder and the copy's
+/// path.
+fn scratch_tiny_model(name: &str) -> (std::path::PathBuf, String) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let m = dir.join("tiny.gguf");
@@ -234,6 +234,13 @@ fn convert_writes_checks_and_rewrites_a_neuron_bundle() {
     )
     .unwrap();
     let m = m.display().to_string();
+    (dir, m)
+}
+
+#[test]
+fn convert_writes_checks_and_rewrites_a_neuron_bundle() {
+    // The profile calibrated on the way and the bundle land next to the scratch copy.
+    let (dir, m) = scratch_tiny_model("cli_convert");
     let bundle = format!("{m}.bundle");
     let o = sparsetop(&["convert", "-m", &m, "-t", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -285,17 +292,8 @@ fn convert_refuses_a_model_it_cannot_bundle() {
 
 #[test]
 fn bench_vs_dense_pairs_sparse_and_dense_repetitions() {
-    // A tiny fixture in a scratch folder: its profile is calibrated on the way.
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli_vs_dense");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let m = dir.join("tiny.gguf");
-    std::fs::copy(
-        common::project_file("tests/conformance/llama-linear.gguf"),
-        &m,
-    )
-    .unwrap();
-    let m = m.display().to_string();
+    // Its profile is calibrated on the way, next to the scratch copy.
+    let (_, m) = scratch_tiny_model("cli_vs_dense");
     let args = [
         "bench", "-m", &m, "-t", "2", "-p", "0", "-n", "4", "-r", "3",
     ];
