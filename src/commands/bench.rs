@@ -15,6 +15,12 @@ use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Level 0 of the same profile: the dense path, for `--vs-dense`.
+const DENSE: SparsityConfig = SparsityConfig {
+    level: 0.0,
+    predictor: false,
+};
+
 /// One row of results.
 struct Row {
     threads: usize,
@@ -30,7 +36,7 @@ struct Row {
 
 impl Row {
     fn mean(&self) -> f64 {
-        self.tok_s.iter().sum::<f64>() / self.tok_s.len() as f64
+        mean(&self.tok_s)
     }
 
     /// Sparse over dense speed of each `--vs-dense` pair, and their median.
@@ -63,6 +69,10 @@ impl Row {
         let m = self.mean();
         (self.tok_s.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1) as f64).sqrt()
     }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
 }
 
 /// Offload counters (layer uses and neuron uses, hits, bytes read), to difference around a test.
@@ -204,12 +214,8 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
                     .sparse()
                     .filter(|s| s.config.level > 0.0)
                     .ok_or_else(|| anyhow::anyhow!("--vs-dense: sparse decode is not on"))?;
-                let dense = SparsityConfig {
-                    level: 0.0,
-                    predictor: false,
-                };
-                let p = (sp.profile.clone(), sp.config, dense);
-                session.set_sparsity(Some(p.0.clone()), dense)?;
+                let p = (sp.profile.clone(), sp.config);
+                session.set_sparsity(Some(p.0.clone()), DENSE)?;
                 time_tg(&mut session, &tg)?;
                 session.set_sparsity(Some(p.0.clone()), p.1)?;
                 Some(p)
@@ -219,8 +225,8 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             session.reset_sparse_stats();
             let before = OffloadCounts::of(&session);
             for _ in 0..a.repetitions {
-                if let Some((profile, sparse, dense)) = &pair {
-                    session.set_sparsity(Some(profile.clone()), *dense)?;
+                if let Some((profile, sparse)) = &pair {
+                    session.set_sparsity(Some(profile.clone()), DENSE)?;
                     row.dense.push(time_tg(&mut session, &tg)?);
                     session.set_sparsity(Some(profile.clone()), *sparse)?;
                 }
@@ -295,7 +301,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             let (lo, hi) = ratios
                 .iter()
                 .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
-            let dense = r.dense.iter().sum::<f64>() / r.dense.len() as f64;
+            let dense = mean(&r.dense);
             writeln!(
                 s,
                 "\n{} t={}: dense {dense:.2} tok/s in the same run; sparse/dense {median:.3}x (median of {} pairs, {lo:.3} to {hi:.3})",
