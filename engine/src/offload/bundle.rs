@@ -717,11 +717,8 @@ pub fn read_info(path: &Path) -> Result<BundleInfo> {
         u32s[2] as usize,
         ty(u32s[3], "gate")?,
         ty(u32s[4], "up")?,
-        match u32s[5] {
-            1 => ColKind::Nib4,
-            2 => ColKind::I8,
-            c => return Err(bad(format!("unknown down column format {c}: {rerun}"))),
-        },
+        ColKind::from_code(u32s[5])
+            .ok_or_else(|| bad(format!("unknown down column format {}: {rerun}", u32s[5])))?,
     )
     .map_err(|e| bad(format!("inconsistent header: {e}")))?;
     for (i, want) in header_u32s(&layout).into_iter().enumerate() {

@@ -78,6 +78,13 @@ impl ColKind {
             ColKind::I8 => 2,
         }
     }
+
+    /// The format a header's [`ColKind::code`] names (None for a code no format has).
+    pub fn from_code(code: u32) -> Option<Self> {
+        [ColKind::Nib4, ColKind::I8]
+            .into_iter()
+            .find(|k| k.code() == code)
+    }
 }
 
 /// One layer's `down` by neuron.
