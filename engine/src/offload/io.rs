@@ -25,9 +25,12 @@
 //! * **Bounce buffers.** Each reader owns one page-aligned buffer of `max_read` bytes, allocated at
 //!   start, reads into it and copies each request's bytes to its destination. Destinations need
 //!   no alignment, and requests that share a page are served by one read.
-//! * **No allocation per request.** Requests move through a bounded queue reserved at start; the
-//!   per-read job lists are recycled. [`IoEngine::submit`] blocks while the queue holds
-//!   [`IoConfig::queue_capacity`] requests of the same class (demand or prefetch).
+//! * **No allocation per request.** Requests move through a bounded queue reserved at start:
+//!   each class keeps its queued requests in one ring, in the order of its reads, and a reader
+//!   moves a read's requests into a list of its own when it takes the read. Both are sized for
+//!   [`IoConfig::queue_capacity`] requests up front, and [`IoEngine::submit`] blocks while the
+//!   queue holds that many requests of the same class (demand or prefetch), so no read of at
+//!   most that many requests allocates, however the reads in flight are sized.
 //! * **Completions.** Each request has a [`Completion`], a 32-bit atomic the caller owns (an
 //!   array of them per layer, typically). Readers set it with `Release` after copying, waiters
 //!   read it with `Acquire`, so the copied bytes are visible once it reads done. A waiter spins
@@ -398,7 +401,8 @@ struct Read {
     start: u64,
     end: u64,
     need_end: u64,
-    jobs: Vec<Job>,
+    /// Its requests: the next this many in its class's ring.
+    n_jobs: usize,
     submitted: Instant,
     /// Queued as demand rather than prefetch.
     demand: bool,
@@ -410,8 +414,9 @@ struct Queue {
     /// Requests in `demand` and `prefetch`: each class has its own capacity, so prefetch
     /// filling the queue never blocks a demand submit.
     queued: [usize; 2],
-    /// Emptied job lists, reused by `submit` so steady state allocates nothing.
-    pool: Vec<Vec<Job>>,
+    /// The queued requests of each class, in the order of the class's reads: a read's requests
+    /// are contiguous, and reads leave in order, so its requests are at the front when it does.
+    rings: [VecDeque<Job>; 2],
     shutdown: bool,
     /// Test hook: readers take nothing while set.
     paused: bool,
@@ -675,7 +680,10 @@ impl IoEngine {
                 demand: VecDeque::with_capacity(cfg.queue_capacity),
                 prefetch: VecDeque::with_capacity(cfg.queue_capacity),
                 queued: [0; 2],
-                pool: Vec::with_capacity(cfg.queue_capacity + cfg.readers),
+                rings: [
+                    VecDeque::with_capacity(cfg.queue_capacity),
+                    VecDeque::with_capacity(cfg.queue_capacity),
+                ],
                 shutdown: false,
                 paused: false,
             }),
@@ -821,23 +829,10 @@ impl IoEngine {
                     .wait(queue)
                     .unwrap_or_else(PoisonError::into_inner);
             }
-            // The smallest recycled list that holds the read's jobs without growing (lists are
-            // few and this runs once per merged read): taking any list would let small lists
-            // meet big reads and grow long after warm-up, so steady state would still allocate.
-            // When none is big enough the biggest grows, so the lists' total stays small.
-            let pick = queue
-                .pool
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, l)| match l.capacity() {
-                    c if c >= n => (0, c),
-                    c => (1, usize::MAX - c),
-                })
-                .map(|(i, _)| i);
-            let mut jobs = pick.map(|i| queue.pool.swap_remove(i)).unwrap_or_default();
             let own = if span.demand { &sc.demand } else { &sc.loose };
-            jobs.extend_from_slice(&own[span.lo..span.hi]);
-            jobs.extend(sc.attached[att..att_end].iter().map(|(_, job)| *job));
+            let ring = &mut queue.rings[class];
+            ring.extend(&own[span.lo..span.hi]);
+            ring.extend(sc.attached[att..att_end].iter().map(|(_, job)| *job));
             let need_end = sc.attached[att..att_end]
                 .iter()
                 .fold(span.need_end, |e, (_, job)| e.max(job.end()));
@@ -846,7 +841,7 @@ impl IoEngine {
                 start: span.start,
                 end: span.end,
                 need_end,
-                jobs,
+                n_jobs: n,
                 submitted: now,
                 demand: span.demand,
             };
@@ -940,12 +935,12 @@ impl Drop for IoEngine {
         let mut queue = lock(&self.shared.queue);
         let q = &mut *queue;
         let mut failed = 0;
-        for read in q.demand.drain(..).chain(q.prefetch.drain(..)) {
-            for job in &read.jobs {
-                // SAFETY: queued jobs' completions are live until set, by `submit`'s contract.
-                unsafe { Completion::finish(job.done, FAILED_BASE + SHUTDOWN_ID) };
-            }
-            failed += read.jobs.len() as u64;
+        q.demand.clear();
+        q.prefetch.clear();
+        for job in q.rings.iter_mut().flat_map(|r| r.drain(..)) {
+            // SAFETY: queued jobs' completions are live until set, by `submit`'s contract.
+            unsafe { Completion::finish(job.done, FAILED_BASE + SHUTDOWN_ID) };
+            failed += 1;
         }
         q.queued = [0; 2];
         add(&self.shared.stats.failed_requests, failed);
@@ -956,13 +951,12 @@ impl Drop for IoEngine {
 impl Shared {
     /// A reader thread: takes demand reads first, then prefetch reads, until shutdown.
     fn reader(&self, mut buf: AlignedBuf) {
-        let mut spare: Option<Vec<Job>> = None;
+        // The requests of the read being served (a read holds at most `capacity` of them, unless
+        // it came alone into an empty queue).
+        let mut jobs: Vec<Job> = Vec::with_capacity(self.capacity);
         loop {
-            let mut read = {
+            let read = {
                 let mut q = lock(&self.queue);
-                if let Some(jobs) = spare.take() {
-                    q.pool.push(jobs);
-                }
                 loop {
                     if q.shutdown {
                         return;
@@ -973,7 +967,10 @@ impl Shared {
                             None => q.prefetch.pop_front(),
                         };
                         if let Some(read) = next {
-                            q.queued[usize::from(!read.demand)] -= read.jobs.len();
+                            let class = usize::from(!read.demand);
+                            q.queued[class] -= read.n_jobs;
+                            jobs.clear();
+                            jobs.extend(q.rings[class].drain(..read.n_jobs));
                             self.stats.queue_depth.store(q.depth(), Ordering::Relaxed);
                             break read;
                         }
@@ -986,7 +983,7 @@ impl Shared {
             lock(&self.served).push((read.start, read.demand));
             // A panic here would be a bug, but must not leave waiters hanging: `serve` sets the
             // completions only at its very end, so on a panic none is set yet.
-            let served = catch_unwind(AssertUnwindSafe(|| self.serve(&read, &mut buf)));
+            let served = catch_unwind(AssertUnwindSafe(|| self.serve(&read, &jobs, &mut buf)));
             if served.is_err() {
                 self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
                 let msg = format!(
@@ -994,20 +991,18 @@ impl Shared {
                     read.end - read.start,
                     read.start
                 );
-                let id = self.record_error(io::ErrorKind::Other, msg, read.jobs.len() as u64);
+                let id = self.record_error(io::ErrorKind::Other, msg, jobs.len() as u64);
                 add(&self.stats.errors, 1);
-                for job in &read.jobs {
+                for job in &jobs {
                     // SAFETY: live until set, by `submit`'s contract; none was set (see above).
                     unsafe { Completion::finish(job.done, FAILED_BASE + id) };
                 }
             }
-            read.jobs.clear();
-            spare = Some(read.jobs);
         }
     }
 
-    /// Performs `read` (in `max_read` pieces) and finishes its requests.
-    fn serve(&self, read: &Read, buf: &mut AlignedBuf) {
+    /// Performs `read` (in `max_read` pieces) and finishes its requests, `jobs`.
+    fn serve(&self, read: &Read, jobs: &[Job], buf: &mut AlignedBuf) {
         let stats = &self.stats;
         stats.in_flight.fetch_add(1, Ordering::Relaxed);
         let buf = buf.as_mut_slice();
@@ -1024,7 +1019,7 @@ impl Shared {
                 Ok(got) => {
                     add(&stats.bytes_read, got as u64);
                     if got >= need {
-                        copy_out(&buf[..got], pos, &read.jobs);
+                        copy_out(&buf[..got], pos, jobs);
                         None
                     } else {
                         let size = match self.file.metadata() {
@@ -1037,7 +1032,7 @@ impl Shared {
                                 "short read: {got} of the {need} bytes needed at offset {pos} \
                                  (for {} requests); the file is now {size} (truncated while in \
                                  use, or a request past its end)",
-                                read.jobs.len()
+                                jobs.len()
                             ),
                         ))
                     }
@@ -1046,12 +1041,12 @@ impl Shared {
                     e.kind(),
                     format!(
                         "reading {want} bytes at offset {pos} (for {} requests) failed: {e}",
-                        read.jobs.len()
+                        jobs.len()
                     ),
                 )),
             };
             if let Some((kind, msg)) = failure {
-                let id = self.record_error(kind, msg, read.jobs.len() as u64);
+                let id = self.record_error(kind, msg, jobs.len() as u64);
                 add(&stats.errors, 1);
                 outcome = FAILED_BASE + id;
                 break;
@@ -1059,9 +1054,9 @@ impl Shared {
             pos += want as u64;
         }
         let latency = read.submitted.elapsed().as_micros() as u64;
-        add(&stats.latency_us_sum, latency * read.jobs.len() as u64);
+        add(&stats.latency_us_sum, latency * jobs.len() as u64);
         stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-        for job in &read.jobs {
+        for job in jobs {
             // SAFETY: live until set, by `submit`'s contract; not touched after.
             unsafe { Completion::finish(job.done, outcome) };
         }
