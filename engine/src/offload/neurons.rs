@@ -269,6 +269,21 @@ impl NeuronStore {
         }
     }
 
+    /// The record of `rank` if it can be read without waiting (hot, or a cold read that has
+    /// landed), for starting its loads ahead of use; None otherwise.
+    pub fn record_if_ready(&self, layer: usize, rank: usize) -> Option<&[u8]> {
+        let rec = self.layout.record_bytes;
+        match self.loc[rank] {
+            LOC_NONE => None,
+            LOC_HOT => Some(&self.hot[layer][rank * rec..(rank + 1) * rec]),
+            s => {
+                let s = s as usize;
+                (self.done[s].state() == CompletionState::Done)
+                    .then(|| &self.cold[s * rec..(s + 1) * rec])
+            }
+        }
+    }
+
     /// Splits a record into its gate row, up row and down column.
     pub fn split<'a>(&self, record: &'a [u8]) -> (&'a [u8], &'a [u8], &'a [u8]) {
         self.layout.split_record(record)
