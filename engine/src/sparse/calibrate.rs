@@ -73,8 +73,17 @@ struct Pass1 {
     gate_hist: LogHistogram,
     act_hist: LogHistogram,
     sum_abs_act: Vec<f64>,
-    cov: Vec<f64>,
-    cov_batch: Vec<f32>,
+    /// Σ x·xᵀ of the FFN input, lower triangle packed by rows ([`tri`]), in f32: 0.65 MB a layer
+    /// for SmolLM2 where a full f64 matrix and its batch buffer took 4 MB, 120 MB over 30 layers
+    /// (what got calibration OOM-killed under a 100 MiB memory limit). Each batch's sum is formed
+    /// apart and then added, so no sum runs over more than a batch of tokens; the fit regularises
+    /// at 1e-3 of the mean eigenvalue, far above f32's rounding.
+    cov: Vec<f32>,
+}
+
+/// Position of element (i, j), j ≤ i, of a symmetric matrix stored as its packed lower triangle.
+fn tri(i: usize, j: usize) -> usize {
+    i * (i + 1) / 2 + j
 }
 
 /// Pass-2 statistics of one layer.
@@ -125,12 +134,13 @@ pub fn calibrate(
                 gate_hist: LogHistogram::new(),
                 act_hist: LogHistogram::new(),
                 sum_abs_act: vec![0.0; n_ff],
-                cov: vec![0.0; n_embd * n_embd],
-                cov_batch: vec![0.0; n_embd * n_embd],
+                cov: vec![0.0; tri(n_embd, 0)],
             })
             .collect(),
     ));
     let obs_state = p1.clone();
+    // One batch buffer for every layer: layers are observed one at a time.
+    let mut cov_batch = vec![0f32; tri(n_embd, 0)];
     let observer: FfnObserver = Box::new(move |o: &FfnObservation<'_>| {
         let mut st = obs_state.lock().unwrap_or_else(|e| e.into_inner());
         let s = &mut st[o.layer];
@@ -147,7 +157,7 @@ pub fn calibrate(
                 *acc += a.abs() as f64;
             }
         }
-        accumulate_cov(&mut s.cov, &mut s.cov_batch, o.xb, n_embd);
+        accumulate_cov(&mut s.cov, &mut cov_batch, o.xb, n_embd);
     });
     session.set_ffn_observer(Some(observer));
     run_chunks(
@@ -176,22 +186,21 @@ pub fn calibrate(
     }
 
     // Predictor fit.
+    // Only the covariances are still needed (the histograms go before the fit, to keep
+    // calibration's peak memory low: it may run under a tight memory limit).
+    let covs: Vec<Vec<f32>> = p1.into_iter().map(|s| s.cov).collect();
     let mut pred_a = Vec::with_capacity(n_layer * rank * n_embd);
     let mut pred_b = Vec::with_capacity(n_layer * n_ff * rank);
-    let mut pred_f32: Vec<(Vec<f32>, Vec<f32>)> = Vec::with_capacity(n_layer);
     if rank > 0 {
-        for (li, s) in p1.iter().enumerate() {
+        for (li, cov) in covs.into_iter().enumerate() {
             progress("fitting predictors", li, n_layer);
-            let (a, b) = fit_predictor(model, li, &s.cov, n_tok, rank)?;
+            let (a, b) = fit_predictor(model, li, &cov, n_tok, rank)?;
+            drop(cov);
             pred_a.extend(a.iter().map(|&v| half::f16::from_f32(v).to_bits()));
             pred_b.extend(b.iter().map(|&v| half::f16::from_f32(v).to_bits()));
-            // Pass 2 measures the predictor as decode will run it: with f16-rounded factors.
-            let round = |v: &[f32]| v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect();
-            pred_f32.push((round(&a), round(&b)));
         }
         progress("fitting predictors", n_layer, n_layer);
     }
-    drop(p1);
 
     // Pass 2.
     let pred_tmpl = LogHistogram::with_resolution(PRED_RES);
@@ -221,19 +230,32 @@ pub fn calibrate(
             (0..n_levels).map(move |j| (interp(levels, gt, levels[j] * GATE_SHARE), at[j]))
         })
         .collect();
-    let preds = Arc::new(pred_f32);
+    // Pass 2 measures the predictor as decode will run it, with the f16 factors: widened a layer
+    // at a time into these buffers, not all kept in f32.
+    let preds = Arc::new((pred_a, pred_b));
     let preds_obs = preds.clone();
+    let (mut pa, mut pb) = (vec![0f32; rank * n_embd], vec![0f32; n_ff * rank]);
     let observer: FfnObserver = Box::new(move |o: &FfnObservation<'_>| {
         let mut st = obs_state.lock().unwrap_or_else(|e| e.into_inner());
         let s = &mut st[o.layer];
         let t = &thr[o.layer * n_levels..(o.layer + 1) * n_levels];
         let mut z = vec![0f32; rank];
+        if rank > 0 {
+            let (a16, b16) = &*preds_obs;
+            let widen = |dst: &mut [f32], src: &[u16]| {
+                for (d, &h) in dst.iter_mut().zip(src) {
+                    *d = half::f16::from_bits(h).to_f32();
+                }
+            };
+            let (na, nb) = (rank * n_embd, n_ff * rank);
+            widen(&mut pa, &a16[o.layer * na..(o.layer + 1) * na]);
+            widen(&mut pb, &b16[o.layer * nb..(o.layer + 1) * nb]);
+        }
         for b in 0..o.batch {
             let g = &o.gate[b * n_ff..(b + 1) * n_ff];
             let u = &o.up[b * n_ff..(b + 1) * n_ff];
             let x = &o.xb[b * n_embd..(b + 1) * n_embd];
             if rank > 0 {
-                let (pa, _) = &preds_obs[o.layer];
                 for (k, zk) in z.iter_mut().enumerate() {
                     *zk = dot(&pa[k * n_embd..(k + 1) * n_embd], x);
                 }
@@ -244,7 +266,6 @@ pub fn calibrate(
                 let k = t.partition_point(|&(tg, ta)| sg_abs > tg && a_abs > ta);
                 s.level_count[k * n_ff + i] += 1;
                 if rank > 0 {
-                    let (_, pb) = &preds_obs[o.layer];
                     let est = silu(dot(&pb[i * rank..(i + 1) * rank], &z));
                     let bin = bins.bin(est);
                     s.pred[k * n_bins + bin] += 1;
@@ -261,6 +282,8 @@ pub fn calibrate(
         progress,
     )?;
     session.set_ffn_observer(None);
+    let (pred_a, pred_b) = Arc::try_unwrap(preds)
+        .map_err(|_| Error::Invalid("calibration state still shared".into()))?;
     let p2 = Arc::try_unwrap(p2)
         .map_err(|_| Error::Invalid("calibration state still shared".into()))?
         .into_inner()
@@ -401,50 +424,69 @@ fn run_chunks(
     Ok(())
 }
 
-/// `cov += XᵀX` for the rows of `x` (lower triangle; f32 within a batch, f64 across batches).
-fn accumulate_cov(cov: &mut [f64], tmp: &mut [f32], x: &[f32], n: usize) {
+/// `cov += XᵀX` for the rows of `x` (packed lower triangle), the batch summed apart in `tmp`.
+fn accumulate_cov(cov: &mut [f32], tmp: &mut [f32], x: &[f32], n: usize) {
     tmp.fill(0.0);
     for row in x.chunks_exact(n) {
         for i in 0..n {
             let xi = row[i];
-            let t = &mut tmp[i * n..i * n + i + 1];
+            let t = &mut tmp[tri(i, 0)..tri(i, i) + 1];
             for (tj, &xj) in t.iter_mut().zip(&row[..=i]) {
                 *tj += xi * xj;
             }
         }
     }
-    for i in 0..n {
-        for j in 0..=i {
-            cov[i * n + j] += tmp[i * n + j] as f64;
-        }
+    for (c, t) in cov.iter_mut().zip(tmp.iter()) {
+        *c += t;
     }
 }
 
-/// Fits the rank-r predictor of layer `li` from the input covariance (lower triangle, summed over
-/// `n_tok` tokens). Returns A (r × n_embd, row-major) and B (n_ff × r, row-major), balanced so
+/// Fits the rank-r predictor of layer `li` from the input covariance (packed lower triangle,
+/// summed over `n_tok` tokens). Returns A (r × n_embd, row-major) and B (n_ff × r, row-major), balanced so
 /// both fit comfortably in f16.
 fn fit_predictor(
     model: &Model,
     li: usize,
-    cov_sum: &[f64],
+    cov_sum: &[f32],
     n_tok: f64,
     rank: usize,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let gate = &model.weights.layers[li].gate;
-    let (n_ff, n_embd) = (gate.rows, gate.cols);
     let file = model.file.bytes();
-    let mut w = DMatrix::<f64>::zeros(n_ff, n_embd);
+    let row =
+        |r: usize, out: &mut [f32]| (gate.kernels.dequantize)(gate.rows_data(file, r, r + 1), out);
+    fit_low_rank(&row, gate.rows, gate.cols, cov_sum, n_tok, rank)
+        .map_err(|e| Error::Invalid(format!("layer {li}: {e}")))
+}
+
+/// The predictor's factors for a matrix of `n_ff` rows of `n_embd` (row `r` written by
+/// `row(r, out)`), under the input covariance `cov_sum / n_tok` (packed lower triangle).
+fn fit_low_rank(
+    row_of: &dyn Fn(usize, &mut [f32]),
+    n_ff: usize,
+    n_embd: usize,
+    cov_sum: &[f32],
+    n_tok: f64,
+    rank: usize,
+) -> std::result::Result<(Vec<f32>, Vec<f32>), String> {
+    // W itself is never held as a matrix (1536 × 576 f64 is 7 MB for SmolLM2, and M = W·C^½ as
+    // much again): only G = WᵀW, one dequantized row at a time, and B row by row below.
     let mut row = vec![0f32; n_embd];
+    let mut g = DMatrix::<f64>::zeros(n_embd, n_embd);
     for r in 0..n_ff {
-        (gate.kernels.dequantize)(gate.rows_data(file, r, r + 1), &mut row);
-        for (c, &v) in row.iter().enumerate() {
-            w[(r, c)] = v as f64;
+        row_of(r, &mut row);
+        for i in 0..n_embd {
+            let wi = row[i] as f64;
+            for j in 0..=i {
+                g[(i, j)] += wi * row[j] as f64;
+            }
         }
     }
+    g.fill_upper_triangle_with_lower_triangle();
     let mut c = DMatrix::<f64>::zeros(n_embd, n_embd);
     for i in 0..n_embd {
         for j in 0..=i {
-            let v = cov_sum[i * n_embd + j] / n_tok;
+            let v = cov_sum[tri(i, j)] as f64 / n_tok;
             c[(i, j)] = v;
             c[(j, i)] = v;
         }
@@ -460,8 +502,8 @@ fn fit_predictor(
     let inv_sqrt = DMatrix::from_diagonal(&vals.map(|v| 1.0 / v.max(lambda).sqrt()));
     let c_half = &q * sqrt * q.transpose();
     let c_inv_half = &q * inv_sqrt * q.transpose();
-    let m = &w * &c_half; // n_ff × n_embd
-    let mtm = m.transpose() * &m; // n_embd × n_embd
+    // MᵀM = C^½·G·C^½; its top eigenvectors are M's top right singular vectors V_r.
+    let mtm = &c_half * g * &c_half; // n_embd × n_embd
     let e2 = SymmetricEigen::new(mtm);
     let mut idx: Vec<usize> = (0..n_embd).collect();
     idx.sort_by(|&a, &b| e2.eigenvalues[b].total_cmp(&e2.eigenvalues[a]));
@@ -469,7 +511,15 @@ fn fit_predictor(
     for (k, &i) in idx.iter().take(rank).enumerate() {
         vr.set_column(k, &e2.eigenvectors.column(i));
     }
-    let b = &m * &vr; // n_ff × r
+    // B = M·V_r = W·(C^½·V_r), a row of W at a time.
+    let k_mat = &c_half * &vr; // n_embd × r
+    let mut b = DMatrix::<f64>::zeros(n_ff, rank);
+    for r in 0..n_ff {
+        row_of(r, &mut row);
+        for k in 0..rank {
+            b[(r, k)] = (0..n_embd).map(|j| row[j] as f64 * k_mat[(j, k)]).sum();
+        }
+    }
     let a = vr.transpose() * c_inv_half; // r × n_embd
                                          // Balance the factors' magnitudes (g = B·A·x is unchanged by A/s, B·s).
     let (ma, mb) = (a.amax().max(1e-30), b.amax().max(1e-30));
@@ -487,9 +537,71 @@ fn fit_predictor(
         .chain(&b_out)
         .any(|v| !v.is_finite() || v.abs() > 60000.0)
     {
-        return Err(Error::Invalid(format!(
-            "layer {li}: the predictor's factors do not fit in f16 (try a smaller --rank)"
-        )));
+        return Err("the predictor's factors do not fit in f16 (try a smaller --rank)".into());
     }
     Ok((a_out, b_out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A matrix of rank r is predicted exactly by a rank-r fit, whatever the input covariance;
+    /// a rank-(r−1) fit cannot be.
+    #[test]
+    fn low_rank_fit_recovers_a_low_rank_matrix() {
+        let (n_ff, n_embd, r) = (48, 24, 5);
+        let mut seed = 12345u64;
+        let mut rnd = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+        };
+        let u: Vec<f32> = (0..n_ff * r).map(|_| rnd()).collect();
+        let v: Vec<f32> = (0..r * n_embd).map(|_| rnd()).collect();
+        let w: Vec<f32> = (0..n_ff * n_embd)
+            .map(|idx| {
+                let (i, j) = (idx / n_embd, idx % n_embd);
+                (0..r).map(|k| u[i * r + k] * v[k * n_embd + j]).sum()
+            })
+            .collect();
+        // Inputs with unequal variances per coordinate.
+        let n_tok = 400;
+        let xs: Vec<f32> = (0..n_tok * n_embd)
+            .map(|idx| rnd() * (1.0 + (idx % n_embd) as f32 * 0.2))
+            .collect();
+        let mut cov = vec![0f32; tri(n_embd, 0)];
+        let mut tmp = cov.clone();
+        accumulate_cov(&mut cov, &mut tmp, &xs, n_embd);
+        let row_of =
+            |i: usize, out: &mut [f32]| out.copy_from_slice(&w[i * n_embd..(i + 1) * n_embd]);
+        let err_of = |rank: usize| {
+            let (a, b) = fit_low_rank(&row_of, n_ff, n_embd, &cov, n_tok as f64, rank).unwrap();
+            let (mut err, mut norm) = (0f64, 0f64);
+            for x in xs.chunks_exact(n_embd) {
+                let z: Vec<f32> = (0..rank)
+                    .map(|k| (0..n_embd).map(|j| a[k * n_embd + j] * x[j]).sum())
+                    .collect();
+                for i in 0..n_ff {
+                    let g: f32 = (0..n_embd).map(|j| w[i * n_embd + j] * x[j]).sum();
+                    let est: f32 = (0..rank).map(|k| b[i * rank + k] * z[k]).sum();
+                    err += ((g - est) as f64).powi(2);
+                    norm += (g as f64).powi(2);
+                }
+            }
+            (err / norm).sqrt()
+        };
+        let exact = err_of(r);
+        assert!(
+            exact < 1e-3,
+            "rank-{r} fit of a rank-{r} matrix: relative error {exact}"
+        );
+        let short = err_of(r - 1);
+        assert!(
+            short > 0.05,
+            "a rank-{} fit cannot be exact: relative error {short}",
+            r - 1
+        );
+    }
 }
