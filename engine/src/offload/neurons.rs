@@ -19,6 +19,8 @@ use crate::error::{Error, Result};
 /// Where a rank's record is for the current step.
 const LOC_NONE: u32 = u32::MAX;
 const LOC_HOT: u32 = u32::MAX - 1;
+/// Needed but not cached: a slot is claimed for it once every hit is protected.
+const LOC_MISS: u32 = u32::MAX - 2;
 
 /// Counters since the store was made (or reset).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,10 +78,12 @@ unsafe impl Send for NeuronStore {}
 unsafe impl Sync for NeuronStore {}
 
 impl NeuronStore {
-    /// Cold slots needed at least: two layers' worth, so a layer's misses and the next layer's
-    /// prefetch fit together.
+    /// Cold slots needed at least: one layer's worth, so a layer's misses always fit. The next
+    /// layer's read-ahead takes what the current layer leaves free (best effort), so a tight
+    /// budget loses some read-ahead rather than refusing sparse decode (two layers' worth, as
+    /// before, put sparse decode of SmolLM2 at 85 MiB 1.5 MiB over its budget).
     pub fn min_cold_slots(layout: &BundleLayout) -> usize {
-        2 * layout.n_ff
+        layout.n_ff
     }
 
     /// Opens the bundle and fills the hot region with up to `hot_bytes` of records (the same
@@ -167,7 +171,7 @@ impl NeuronStore {
 
     /// Resolves the ranks `layer` needs (`need(rank)`), reading the missing ones, and reads ahead
     /// the ranks `next_need` selects in `next_layer`. Fails when the cold region cannot hold the
-    /// layer's misses (a configuration error: it holds two layers).
+    /// layer's misses (a configuration error: it holds a layer).
     pub fn prepare(
         &mut self,
         layer: usize,
@@ -178,6 +182,10 @@ impl NeuronStore {
         self.reqs.clear();
         let rec = self.layout.record_bytes;
         let n_ff = self.layout.n_ff;
+        // First every needed record already cached (protecting its slot this step), then the
+        // misses: claiming a slot for a miss must not evict a record this layer has yet to look
+        // up (one read ahead at the last step, say).
+        let mut any_miss = false;
         for rank in 0..n_ff {
             if !need(rank) {
                 self.loc[rank] = LOC_NONE;
@@ -202,9 +210,17 @@ impl NeuronStore {
                     continue;
                 }
             }
-            let s = self.claim(key, layer, rank, false)?;
-            self.loc[rank] = s as u32;
-            self.stats.misses += 1;
+            self.loc[rank] = LOC_MISS;
+            any_miss = true;
+        }
+        if any_miss {
+            for rank in self.hot_n..n_ff {
+                if self.loc[rank] == LOC_MISS {
+                    let s = self.claim(self.key(layer, rank), layer, rank, false)?;
+                    self.loc[rank] = s as u32;
+                    self.stats.misses += 1;
+                }
+            }
         }
         if let Some((nl, next_need)) = next {
             for rank in self.hot_n..n_ff {
