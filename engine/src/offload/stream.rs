@@ -261,12 +261,16 @@ impl LayerStream {
                 k
             }
         };
-        self.settle(k)?;
+        // The other buffer held the layer computed last, now done with: start the next streamed
+        // layer's reads before waiting for this one's, so the disk never waits for a layer
+        // boundary. Measured under an 85 MiB limit (`--mem-budget 69M`, dense decode, 43 MB read
+        // a token): 15.7 -> 16.6-17.2 tok/s, against ~17 that the disk's ~730 MB/s allows.
         if let Some(nx) = self.next_streamed(li) {
             if nx != li {
                 self.prefetch(nx, Some(k));
             }
         }
+        self.settle(k)?;
         Ok((&self.staging[k].buf[..], mats))
     }
 
