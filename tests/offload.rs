@@ -110,8 +110,14 @@ fn sparse_decode_under_any_budget_gives_the_in_memory_logits() {
         s.set_sparsity(Some(profile.clone()), config).unwrap();
         s.set_neuron_bundle(Some(info)).unwrap();
         let min = s.fixed_region().total();
-        // Fixed region + cold slots only, a partial hot region, everything hot.
-        for extra in [5u64 << 20, 20 << 20, 80 << 20] {
+        // The least budget taken in whole MiB (the cold region's one layer, little room for
+        // read-ahead, no hot region), fixed region + cold slots and a little, a partial hot
+        // region, everything hot.
+        let least = (0u64..16)
+            .map(|m| m << 20)
+            .find(|&extra| s.set_mem_budget(Some(min + extra)).is_ok())
+            .expect("a budget a few MiB over the fixed region is taken");
+        for extra in [least, 5u64 << 20, 20 << 20, 80 << 20] {
             s.set_mem_budget(Some(min + extra)).unwrap();
             s.clear();
             let got = run(&mut s);
