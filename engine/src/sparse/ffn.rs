@@ -6,9 +6,11 @@
 //! and its `down` column are never read. With the predictor, a cheap low-rank estimate of `g`
 //! skips most gate rows too. ReLU-family models (exact zeros) are the special case of threshold 0.
 //!
-//! All neurons of a layer are split over the pool in chunks; each thread accumulates its share of
-//! the output in its own buffer, and the buffers are summed at the end: one parallel section per
-//! layer.
+//! All neurons of a layer are split over the pool in chunks; each chunk accumulates its share of
+//! the output in its own buffer, and the buffers are summed in order at the end. Under a memory
+//! budget a first parallel section goes through the neurons' records in rank order (the order
+//! the bundle stores and the cache reads them), computing act(gate) and a as each read lands, so
+//! compute overlaps the reads; the adds then go by blocks of the model's order.
 
 use super::down_cols::{ColKind, DownCols, BLOCK};
 use super::profile::ProfileData;
@@ -17,11 +19,12 @@ use crate::model::weights::LayerWeights;
 use crate::model::Model;
 use crate::offload::neurons::NeuronStore;
 use crate::ops::norm::silu;
-use crate::ops::per_thread::PerThread;
+use crate::ops::per_thread::{PerThread, SendPtr};
 use crate::ops::Precision;
 use crate::quant::{self, FloatKernels};
 use crate::telemetry::HEAT_BANDS;
 use crate::threadpool::ThreadPool;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Neurons per chunk handed to a thread (96 and 192 measured within noise of each other; 192
@@ -123,6 +126,10 @@ pub struct SparseFfn {
     /// Activations converted for the gate and up kernels.
     act_gate: Vec<u8>,
     act_up: Vec<u8>,
+    /// Under a budget, act(gate) and a of every neuron of the layer (by neuron), from the first
+    /// pass over the records.
+    sg_all: Vec<f32>,
+    a_all: Vec<f32>,
     /// Predictor's rank-space projection of the input.
     z: Vec<f32>,
     z_next: Vec<f32>,
@@ -223,6 +230,8 @@ impl SparseFfn {
             }),
             act_gate: vec![0; gate_act.max(4 * n_embd)],
             act_up: vec![0; up_act.max(4 * n_embd)],
+            sg_all: vec![0.0; n_ff],
+            a_all: vec![0.0; n_ff],
             z: vec![0.0; profile.dims.rank],
             z_next: vec![0.0; profile.dims.rank],
             pred_mask: vec![true; profile.dims.n_ff],
@@ -268,7 +277,7 @@ impl SparseFfn {
             + self.slots.bytes_with(|s| s.partial.capacity() * 4)
             + self.act_gate.capacity()
             + self.act_up.capacity()
-            + self.z.capacity() * 4
+            + (self.z.capacity() + self.sg_all.capacity() + self.a_all.capacity()) * 4
     }
 
     /// Bytes held by `down` by neuron (columns and scales).
@@ -382,6 +391,81 @@ impl SparseFfn {
         let gdata = l.gate.rows_data(file, 0, n_ff);
         let udata = l.up.rows_data(file, 0, n_ff);
         let n_chunks = n_ff.div_ceil(CHUNK);
+        // One neuron's gate or up row against the input.
+        let dot = |w: &[u8], k: &quant::TypeKernels, act: &[u8], row: &mut Vec<f32>| {
+            if fast {
+                (k.vec_dot)(n_embd, w, act)
+            } else {
+                (k.dequantize)(w, row);
+                (fk.dot_f32)(row, xb)
+            }
+        };
+        // Under a budget, first act(gate) and a of every needed neuron, in rank order: the order
+        // the records are stored and read in, so compute follows the reads as they land (and
+        // walks the hot region forward). The adds below then go by blocks of the model's order.
+        let (mut store_gate_rows, mut store_up_rows) = (0u64, 0u64);
+        if let Some(st) = store {
+            let order = self.profile.order(li);
+            let (sgp, ap) = (
+                SendPtr(self.sg_all.as_mut_ptr()),
+                SendPtr(self.a_all.as_mut_ptr()),
+            );
+            let rows = [AtomicU64::new(0), AtomicU64::new(0)];
+            pool.for_each_chunk(n_chunks, &|tid, c| {
+                // SAFETY: each pool thread uses only its own lane.
+                let lane = unsafe { lanes.get(tid) };
+                let (r0, r1) = (c * CHUNK, ((c + 1) * CHUNK).min(n_ff));
+                let (mut g_rows, mut u_rows) = (0u64, 0u64);
+                for (r, &i) in (r0..r1).zip(&order[r0..r1]) {
+                    if r + AHEAD < r1 {
+                        if let Some(rec) = st.record_if_ready(li, r + AHEAD) {
+                            prefetch_t0(&rec[..grb + urb]);
+                        }
+                    }
+                    let (sg, a) = match st.record(li, r) {
+                        Ok(Some(rec)) => {
+                            let (gw, uw, _) = st.split(rec);
+                            g_rows += 1;
+                            let sg = silu(dot(gw, gk, act_g, &mut lane.row));
+                            if sg.abs() > th.gate || sg.is_nan() {
+                                u_rows += 1;
+                                (sg, sg * dot(uw, uk, act_u, &mut lane.row))
+                            } else {
+                                (sg, 0.0)
+                            }
+                        }
+                        // Not needed (the predictor left it out): never active.
+                        Ok(None) => (0.0, 0.0),
+                        Err(_) => {
+                            failed.store(true, Ordering::Relaxed);
+                            (0.0, 0.0)
+                        }
+                    };
+                    // SAFETY: `order` is a permutation (checked against the bundle's), so each
+                    // neuron is written by one rank, of one chunk; nothing reads them until the
+                    // pool returns.
+                    let i = i as usize;
+                    unsafe {
+                        *sgp.get().add(i) = sg;
+                        *ap.get().add(i) = a;
+                    }
+                }
+                rows[0].fetch_add(g_rows, Ordering::Relaxed);
+                rows[1].fetch_add(u_rows, Ordering::Relaxed);
+            });
+            store_gate_rows = rows[0].load(Ordering::Relaxed);
+            store_up_rows = rows[1].load(Ordering::Relaxed);
+        }
+        let (sg_all, a_all) = (&self.sg_all[..], &self.a_all[..]);
+        // act(gate) and a known for every neuron before the adds: in memory without the
+        // predictor, and under a budget.
+        let known = pre.is_some() || store.is_some();
+        // After a failed read the step stops: no adds.
+        let n_chunks = if failed.load(Ordering::Relaxed) {
+            0
+        } else {
+            n_chunks
+        };
         pool.for_each_chunk(n_chunks, &|tid, c| {
             // SAFETY: each pool thread uses only its own lane, and each chunk only its own slot.
             let lane = unsafe { lanes.get(tid) };
@@ -412,6 +496,9 @@ impl SparseFfn {
                     *s = silu(g);
                     *a = *s * u;
                 }
+            } else if store.is_some() {
+                sg_c[..end - c0].copy_from_slice(&sg_all[c0..end]);
+                a_c[..end - c0].copy_from_slice(&a_all[c0..end]);
             }
             let mut coef = [[0f32; BLOCK]; LAG + 1];
             let mut cols: [[&[u8]; BLOCK]; LAG + 1] = [[&[]; BLOCK]; LAG + 1];
@@ -432,7 +519,7 @@ impl SparseFfn {
                     // The block's active neurons as bits (for the heat strip's band counts),
                     // their columns and coefficients in order.
                     let mut keep = 0u32;
-                    if pre.is_some() {
+                    if known {
                         // Which neurons pass both thresholds (a NaN passes, as in the per-neuron
                         // path below), then the active ones in order: no branch per neuron.
                         let k0 = b0 - c0;
@@ -446,63 +533,45 @@ impl SparseFfn {
                         while m != 0 {
                             let j = m.trailing_zeros() as usize;
                             m &= m - 1;
-                            let col = dc.col(b0 + j);
+                            let col = match store {
+                                // An active neuron's record was read in the first pass.
+                                Some(st) => match st.record(li, rank_of[b0 + j] as usize) {
+                                    Ok(Some(r)) => st.split(r).2,
+                                    _ => {
+                                        failed.store(true, Ordering::Relaxed);
+                                        continue;
+                                    }
+                                },
+                                None => dc.col(b0 + j),
+                            };
                             prefetch(col);
                             cols[*n] = col;
                             coef[*n] = av[j];
                             *n += 1;
                         }
                     } else {
+                        // In memory with the predictor: neuron by neuron, the gate row read only
+                        // when the predictor selects the neuron.
                         for i in b0..b0 + BLOCK {
-                            // Start the loads of a neuron a few ahead: its rows sit at a random
-                            // place (records are stored hot-first, visited in the model's order).
+                            // Start the loads of a neuron a few ahead: a predicted neuron's rows
+                            // follow gaps the CPU's prefetchers do not cross.
                             if i + AHEAD < end {
-                                prefetch_rows(
-                                    store,
-                                    li,
-                                    rank_of,
-                                    i + AHEAD,
-                                    gdata,
-                                    grb,
-                                    udata,
-                                    urb,
-                                );
+                                let k = i + AHEAD;
+                                prefetch_t0(&gdata[k * grb..(k + 1) * grb]);
+                                prefetch_t0(&udata[k * urb..(k + 1) * urb]);
                             }
-                            // The neuron's three pieces: from the offload store (rank k), or the
-                            // map.
-                            let (gw, uw, dw) = match store {
-                                Some(st) => match st.record(li, rank_of[i] as usize) {
-                                    Ok(Some(r)) => st.split(r),
-                                    Ok(None) => continue,
-                                    Err(_) => {
-                                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                                        continue;
-                                    }
-                                },
-                                None => (
-                                    &gdata[i * grb..(i + 1) * grb],
-                                    &udata[i * urb..(i + 1) * urb],
-                                    dc.col(i),
-                                ),
-                            };
-                            let predicted = store.is_some() || !use_pred || {
+                            let (gw, uw, dw) = (
+                                &gdata[i * grb..(i + 1) * grb],
+                                &udata[i * urb..(i + 1) * urb],
+                                dc.col(i),
+                            );
+                            let predicted = !use_pred || {
                                 let g_est = (fk.dot_f32_f16)(z, &b[i * rank..(i + 1) * rank]);
                                 silu(g_est).abs() > tp
                             };
                             if !predicted && !measure_recall {
                                 continue;
                             }
-                            let dot = |w: &[u8],
-                                       k: &quant::TypeKernels,
-                                       act: &[u8],
-                                       row: &mut Vec<f32>| {
-                                if fast {
-                                    (k.vec_dot)(n_embd, w, act)
-                                } else {
-                                    (k.dequantize)(w, row);
-                                    (fk.dot_f32)(row, xb)
-                                }
-                            };
                             let sg = silu(dot(gw, gk, act_g, &mut lane.row));
                             if predicted {
                                 slot.gate_rows += 1;
@@ -523,9 +592,7 @@ impl SparseFfn {
                                 slot.missed += 1;
                                 continue;
                             }
-                            if store.is_none() {
-                                prefetch(dw);
-                            }
+                            prefetch(dw);
                             cols[*n] = dw;
                             coef[*n] = a;
                             *n += 1;
@@ -562,7 +629,7 @@ impl SparseFfn {
                 }
             }
         });
-        if failed.load(std::sync::atomic::Ordering::Relaxed) {
+        if failed.load(Ordering::Relaxed) {
             // Name the read that failed (the store's I/O engine kept its message).
             let (path, msg) = store
                 .map(|s| {
@@ -599,6 +666,8 @@ impl SparseFfn {
         if pre.is_some() {
             // Gate and up were computed for every neuron.
             (gate_rows, up_rows) = (n_ff as u64, n_ff as u64);
+        } else if store.is_some() {
+            (gate_rows, up_rows) = (store_gate_rows, store_up_rows);
         }
         self.active_counts[li] = active as u32;
         let st = &mut self.stats;
@@ -651,39 +720,12 @@ impl SparseFfn {
     }
 }
 
-/// Neurons ahead of the one being computed whose gate and up rows are prefetched on the
-/// per-neuron path (under a budget, and with the predictor). Records are stored hot-first and
-/// visited in the model's order, so each neuron's rows are a random 720-byte read: without the
-/// hint, sparse decode at 0.5 under a budget holding every record ran at 83 tok/s (the gate and
-/// up dot products waiting on memory), with it 150-160 (8 ahead; 2 and 4 a little slower).
+/// Neurons ahead of the one being computed whose gate and up rows are prefetched where rows are
+/// visited with gaps or at random places: under a budget (cold records sit in slots anywhere),
+/// and in memory with the predictor. Without it, sparse decode at 0.5 under a budget holding
+/// every record (then visited in the model's order, records stored hot-first) ran at 83 tok/s,
+/// the dot products waiting on memory; with it 150-160 (8 ahead; 2 and 4 a little slower).
 const AHEAD: usize = 8;
-
-/// Starts the loads of neuron `i`'s gate and up rows: from its record in the store (when it is at
-/// hand without waiting), or from the model's matrices.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn prefetch_rows(
-    store: Option<&NeuronStore>,
-    li: usize,
-    rank_of: &[u32],
-    i: usize,
-    gdata: &[u8],
-    grb: usize,
-    udata: &[u8],
-    urb: usize,
-) {
-    match store {
-        Some(st) => {
-            if let Some(r) = st.record_if_ready(li, rank_of[i] as usize) {
-                prefetch_t0(&r[..grb + urb]);
-            }
-        }
-        None => {
-            prefetch_t0(&gdata[i * grb..(i + 1) * grb]);
-            prefetch_t0(&udata[i * urb..(i + 1) * urb]);
-        }
-    }
-}
 
 /// As [`prefetch`], into every cache level: rows read a few neurons later.
 #[inline(always)]
