@@ -278,6 +278,41 @@ fn convert_writes_checks_and_rewrites_a_neuron_bundle() {
 }
 
 #[test]
+fn a_first_sparse_run_under_a_budget_makes_its_profile_and_bundle_first() {
+    // Neither file exists yet: a child `sparsetop convert` makes them (its report on stderr), then
+    // the run goes on, its stdout only its own JSON; the next run finds both.
+    let (_, m) = scratch_tiny_model("cli_budget_first_run");
+    let args = [
+        "bench",
+        "-m",
+        &m,
+        "-t",
+        "2",
+        "-p",
+        "0",
+        "-n",
+        "4",
+        "-r",
+        "1",
+        "--sparsity",
+        "0.5",
+        "--mem-budget",
+        "64M",
+        "--json",
+    ];
+    let o = sparsetop(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("calibrating"), "{}", stderr(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is the JSON");
+    assert!(rows[0]["offload"].is_object(), "{rows}");
+    assert!(std::path::Path::new(&format!("{m}.sparsity")).is_file());
+    assert!(std::path::Path::new(&format!("{m}.bundle")).is_file());
+    let o = sparsetop(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("calibrating"), "{}", stderr(&o));
+}
+
+#[test]
 fn convert_refuses_a_model_it_cannot_bundle() {
     // This fixture's gate and up change type from layer 0 to layer 1: refused before any
     // calibration (nothing is written next to the committed fixture).

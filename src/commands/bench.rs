@@ -158,7 +158,12 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         );
     }
     let path = crate::model_path::resolve(a.model.as_deref())?;
-    let model: Arc<Model> = common::load_model_for(&path, &a.budget)?;
+    let model: Arc<Model> = common::load_model_for(
+        &path,
+        &a.budget,
+        &a.sparsity,
+        a.threads.first().copied().unwrap_or(0),
+    )?;
     let n_vocab = model.config.n_vocab;
     let n_ctx = if a.ctx_size > 0 {
         a.ctx_size

@@ -14,17 +14,85 @@ pub fn load_model_at(path: Option<&std::path::Path>) -> anyhow::Result<Arc<Model
 }
 
 /// Opens a model; under a memory budget its FFN weights stay out of memory (see
-/// [`Model::load_resident`]).
+/// [`Model::load_resident`]). With sparse decode under a budget, the sparsity profile and the
+/// neuron bundle are found or made first (`threads` for a calibration), from the mapped model
+/// alone: made later, beside the resident copy and a session, they would need more memory than a
+/// small budget leaves (a first run at `--mem-budget 69M` under an 85 MiB limit was OOM-killed).
 pub fn load_model_for(
     path: &std::path::Path,
     budget: &crate::cli::BudgetArgs,
+    sparsity: &crate::cli::SparsityArgs,
+    threads: usize,
 ) -> anyhow::Result<Arc<Model>> {
     match budget.mem_budget {
         None => load_model_at(Some(path)),
-        Some(_) => Ok(Model::load_resident(path)
-            .with_context(|| format!("cannot load {}", path.display()))?
-            .0),
+        Some(_) => {
+            if sparsity.sparsity > 0.0 || sparsity.predictor {
+                prepare_sparse_files(path, sparsity, threads)?;
+            }
+            Ok(Model::load_resident(path)
+                .with_context(|| format!("cannot load {}", path.display()))?
+                .0)
+        }
     }
+}
+
+/// Makes sure the model's sparsity profile and (with sparsity above 0) its neuron bundle exist.
+/// When one is missing, a child process (`sparsetop convert`, or `calibrate` for the profile
+/// alone) makes it: calibration's working memory (60-80 MB for SmolLM2) is then returned to the
+/// system when the child exits, where in this process the allocator would keep some of it and
+/// the budget run after it would go over a tight limit.
+fn prepare_sparse_files(
+    path: &std::path::Path,
+    sparsity: &crate::cli::SparsityArgs,
+    threads: usize,
+) -> anyhow::Result<()> {
+    use sparsetop_engine::offload::bundle;
+    use sparsetop_engine::sparse::ProfileData;
+    let ready = {
+        let full = load_model_at(Some(path))?;
+        let profile = match sparsity.profile.as_deref() {
+            Some(p) => Some(Arc::new(ProfileData::read(p)?)),
+            None => stored_profile(&full, path, &mut |_| {})?.0,
+        };
+        let ready = profile.is_some_and(|p| {
+            sparsity.sparsity == 0.0 || bundle::find_bundle(path, &full.ffn_hash(), &p).is_some()
+        });
+        drop(full);
+        sparsetop_engine::offload::evict_from_page_cache(path);
+        ready
+    };
+    if ready {
+        return Ok(());
+    }
+    let exe = std::env::current_exe().context("cannot find this program to run `convert`")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg(if sparsity.sparsity > 0.0 {
+        "convert"
+    } else {
+        "calibrate"
+    })
+    .arg("-m")
+    .arg(path)
+    .arg("-t")
+    .arg(threads.to_string());
+    if let (true, Some(p)) = (sparsity.sparsity > 0.0, &sparsity.profile) {
+        cmd.arg("--profile").arg(p);
+    }
+    // The child's report goes to stderr with the rest of the progress: this command's stdout is
+    // its own (`--json` output, generated text).
+    let status = cmd
+        .stdout(std::process::Stdio::from(std::io::stderr()))
+        .status()
+        .context("cannot run `sparsetop convert` to make the neuron bundle")?;
+    if !status.success() {
+        anyhow::bail!(
+            "making the sparsity profile or neuron bundle for {} failed ({status}); run `sparsetop convert -m {}` to see why",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Sets the session's memory budget, if one was asked for, and says how it is used.
@@ -245,30 +313,13 @@ pub fn load_profile_with(
     report: &mut dyn FnMut(super::calibrate::Progress),
 ) -> anyhow::Result<Arc<sparsetop_engine::sparse::ProfileData>> {
     use super::calibrate::Progress;
-    use sparsetop_engine::sparse::{profile, ProfileData};
+    use sparsetop_engine::sparse::ProfileData;
     if let Some(p) = explicit {
         return Ok(Arc::new(ProfileData::read(p)?));
     }
-    let candidates = [
-        profile::default_path(model_path),
-        profile::cache_path(model_path)?,
-    ];
-    // A profile found in a default location is remade when it is stale (another version of
-    // sparsetop, or the model file changed): it was made automatically, so it is remade the same
-    // way. A profile named with --profile is never replaced.
-    let mut stale = false;
-    for c in &candidates {
-        if c.is_file() {
-            match ProfileData::read(c) {
-                Ok(p) if p.model_hash == model.ffn_hash() => return Ok(Arc::new(p)),
-                Ok(_) => report(Progress::Note(format!(
-                    "{} is for another model",
-                    c.display()
-                ))),
-                Err(e) => report(Progress::Note(format!("cannot use {}: {e}", c.display()))),
-            }
-            stale = true;
-        }
+    let (found, stale) = stored_profile(model, model_path, report)?;
+    if let Some(p) = found {
+        return Ok(p);
     }
     report(Progress::Note(if stale {
         "making a new sparsity profile for this model (once)".into()
@@ -295,6 +346,40 @@ pub fn load_profile_with(
         report,
     )?;
     Ok(Arc::new(ProfileData::read(&path)?))
+}
+
+/// The model's profile from the default places (next to the model, then the cache), when one
+/// there is current; and whether a stale one was found (another version of sparsetop, or the
+/// model file changed), which `report` hears about.
+fn stored_profile(
+    model: &Model,
+    model_path: &std::path::Path,
+    report: &mut dyn FnMut(super::calibrate::Progress),
+) -> anyhow::Result<(Option<Arc<sparsetop_engine::sparse::ProfileData>>, bool)> {
+    use super::calibrate::Progress;
+    use sparsetop_engine::sparse::{profile, ProfileData};
+    let candidates = [
+        profile::default_path(model_path),
+        profile::cache_path(model_path)?,
+    ];
+    // A profile found in a default location is remade when it is stale: it was made
+    // automatically, so it is remade the same way. A profile named with --profile is never
+    // replaced.
+    let mut stale = false;
+    for c in &candidates {
+        if c.is_file() {
+            match ProfileData::read(c) {
+                Ok(p) if p.model_hash == model.ffn_hash() => return Ok((Some(Arc::new(p)), stale)),
+                Ok(_) => report(Progress::Note(format!(
+                    "{} is for another model",
+                    c.display()
+                ))),
+                Err(e) => report(Progress::Note(format!("cannot use {}: {e}", c.display()))),
+            }
+            stale = true;
+        }
+    }
+    Ok((None, stale))
 }
 
 /// The path of the model the flags name (resolving the default one).

@@ -627,6 +627,12 @@ fn write_part(
         info.cluster_crc
             .extend(buf.chunks_exact(l.cluster_bytes).map(crc32fast::hash));
         w.write_all(&buf).map_err(io)?;
+        // Each layer goes to disk and out of the page cache as it is written: dirty pages count
+        // against a memory limit until written back, and the whole file would not fit in a small
+        // one (the first run under an 85 MiB limit was OOM-killed writing it).
+        w.flush().map_err(io)?;
+        w.get_ref().sync_data().map_err(io)?;
+        drop_page_cache(w.get_ref());
         progress(li + 1, l.n_layer);
     }
     let tables = encode_tables(info);
