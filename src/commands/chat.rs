@@ -13,12 +13,7 @@ use std::sync::atomic::AtomicBool;
 pub fn run(a: &ChatArgs) -> anyhow::Result<()> {
     let params = common::sampler_params(&a.sampling)?;
     let path = common::model_file(&a.engine)?;
-    let model = common::load_model_for(
-        &path,
-        &a.engine.budget,
-        &a.engine.sparsity,
-        a.engine.threads,
-    )?;
+    let model = common::load_model_for_engine(&path, &a.engine)?;
     let mut session = common::new_session(&model, &a.engine)?;
     common::apply_sparsity(&mut session, &path, &a.engine.sparsity, a.engine.threads)?;
     common::apply_budget(&mut session, &a.engine.budget)?;

@@ -37,6 +37,14 @@ pub fn load_model_for(
     }
 }
 
+/// [`load_model_for`] with the engine flags' budget, sparsity and threads.
+pub fn load_model_for_engine(
+    path: &std::path::Path,
+    engine: &EngineArgs,
+) -> anyhow::Result<Arc<Model>> {
+    load_model_for(path, &engine.budget, &engine.sparsity, engine.threads)
+}
+
 /// Makes sure the model's sparsity profile and (with sparsity above 0) its neuron bundle exist.
 /// When one is missing, a child process (`sparsetop convert`, or `calibrate` for the profile
 /// alone) makes it: calibration's working memory (60-80 MB for SmolLM2) is then returned to the

@@ -11,12 +11,7 @@ pub fn run(a: &PerplexityArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&a.file)
         .with_context(|| format!("cannot read {}", a.file.display()))?;
     let path = common::model_file(&a.engine)?;
-    let model = common::load_model_for(
-        &path,
-        &a.engine.budget,
-        &a.engine.sparsity,
-        a.engine.threads,
-    )?;
+    let model = common::load_model_for_engine(&path, &a.engine)?;
     // As llama-perplexity: special tokens allowed (BOS if the model asks), specials not parsed.
     let tokens = model.tokenizer.encode(&text, true, false)?;
     let n_ctx = if a.engine.ctx_size == 0 {

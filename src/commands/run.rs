@@ -18,12 +18,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     };
     let params = common::sampler_params(&a.sampling)?;
     let path = common::model_file(&a.engine)?;
-    let model = common::load_model_for(
-        &path,
-        &a.engine.budget,
-        &a.engine.sparsity,
-        a.engine.threads,
-    )?;
+    let model = common::load_model_for_engine(&path, &a.engine)?;
     let tok = &model.tokenizer;
     let prompt_ids = if a.chat {
         let mut messages = Vec::new();

@@ -82,12 +82,7 @@ pub fn chat(a: &ChatArgs) -> anyhow::Result<()> {
     let theme = Theme::select(&a.ui.theme, no_color())?;
     let params = common::sampler_params(&a.sampling)?;
     let path = common::model_file(&a.engine)?;
-    let model = common::load_model_for(
-        &path,
-        &a.engine.budget,
-        &a.engine.sparsity,
-        a.engine.threads,
-    )?;
+    let model = common::load_model_for_engine(&path, &a.engine)?;
     let mut session = common::new_session(&model, &a.engine)?;
     common::apply_sparsity(&mut session, &path, &a.engine.sparsity, a.engine.threads)?;
     // Before the screen is taken, so a budget too small ends here with the minimum, and the
