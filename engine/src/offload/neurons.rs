@@ -270,17 +270,31 @@ impl NeuronStore {
         Ok(s)
     }
 
+    /// Where the record of `rank` is for the layer last prepared: None when it was not needed,
+    /// `Ok` the hot record, `Err` the cold slot, whose bytes are taken only once its read landed.
+    fn locate(&self, layer: usize, rank: usize) -> Option<std::result::Result<&[u8], usize>> {
+        let rec = self.layout.record_bytes;
+        match self.loc[rank] {
+            LOC_NONE => None,
+            LOC_HOT => Some(Ok(&self.hot[layer][rank * rec..(rank + 1) * rec])),
+            s => Some(Err(s as usize)),
+        }
+    }
+
+    fn cold_record(&self, s: usize) -> &[u8] {
+        let rec = self.layout.record_bytes;
+        &self.cold[s * rec..(s + 1) * rec]
+    }
+
     /// The record of `rank` for the layer last prepared, waiting for its read; `None` when it was
     /// not needed.
     pub fn record(&self, layer: usize, rank: usize) -> Result<Option<&[u8]>> {
-        let rec = self.layout.record_bytes;
-        match self.loc[rank] {
-            LOC_NONE => Ok(None),
-            LOC_HOT => Ok(Some(&self.hot[layer][rank * rec..(rank + 1) * rec])),
-            s => {
-                let s = s as usize;
+        match self.locate(layer, rank) {
+            None => Ok(None),
+            Some(Ok(r)) => Ok(Some(r)),
+            Some(Err(s)) => {
                 self.io.wait(&self.done[s])?;
-                Ok(Some(&self.cold[s * rec..(s + 1) * rec]))
+                Ok(Some(self.cold_record(s)))
             }
         }
     }
@@ -288,15 +302,9 @@ impl NeuronStore {
     /// The record of `rank` if it can be read without waiting (hot, or a cold read that has
     /// landed), for starting its loads ahead of use; None otherwise.
     pub fn record_if_ready(&self, layer: usize, rank: usize) -> Option<&[u8]> {
-        let rec = self.layout.record_bytes;
-        match self.loc[rank] {
-            LOC_NONE => None,
-            LOC_HOT => Some(&self.hot[layer][rank * rec..(rank + 1) * rec]),
-            s => {
-                let s = s as usize;
-                (self.done[s].state() == CompletionState::Done)
-                    .then(|| &self.cold[s * rec..(s + 1) * rec])
-            }
+        match self.locate(layer, rank)? {
+            Ok(r) => Some(r),
+            Err(s) => (self.done[s].state() == CompletionState::Done).then(|| self.cold_record(s)),
         }
     }
 
