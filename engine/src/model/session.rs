@@ -424,22 +424,10 @@ impl Session {
                 LayerStream::new(path, &self.model.weights.layers, left, io)?,
                 None,
             ),
-            Some(b) => {
-                // Up to a second layer's worth of cold slots comes first from what is left, so the
-                // next layer's records can be read while this one computes; the hot region gets
-                // the rest.
-                let (n_ff, rec) = (b.layout.n_ff, b.layout.record_bytes as u64);
-                let extra = (left / rec).min(n_ff as u64);
-                (
-                    LayerStream::new(path, &self.model.weights.layers, 0, io.clone())?,
-                    Some(NeuronStore::new(
-                        b,
-                        left - extra * rec,
-                        NeuronStore::min_cold_slots(&b.layout) + extra as usize,
-                        io,
-                    )?),
-                )
-            }
+            Some(b) => (
+                LayerStream::new(path, &self.model.weights.layers, 0, io.clone())?,
+                Some(NeuronStore::new(b, left, io)?),
+            ),
         };
         self.offload = Some(Offload {
             budget,

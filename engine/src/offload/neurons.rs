@@ -86,11 +86,17 @@ impl NeuronStore {
         layout.n_ff
     }
 
-    /// Opens the bundle and fills the hot region with up to `hot_bytes` of records (the same
-    /// hottest prefix in every layer), with `cold_slots` slots beside it.
-    pub fn new(info: &BundleInfo, hot_bytes: u64, cold_slots: usize, io: IoConfig) -> Result<Self> {
+    /// Opens the bundle and lays out the regions: the cold region's [`Self::min_cold_slots`]
+    /// (the caller counts them in the fixed region), and `spare` bytes beside them. Of those, up to
+    /// a second layer's worth of cold slots comes first, so the next layer's records can be read
+    /// while this one computes; the hot region (the same hottest prefix in every layer, read now)
+    /// gets the rest.
+    pub fn new(info: &BundleInfo, spare: u64, io: IoConfig) -> Result<Self> {
         let layout = info.layout;
         let rec = layout.record_bytes;
+        let extra = (spare / rec as u64).min(layout.n_ff as u64);
+        let cold_slots = Self::min_cold_slots(&layout) + extra as usize;
+        let hot_bytes = spare - extra * rec as u64;
         let hot_n =
             ((hot_bytes / (rec as u64 * layout.n_layer.max(1) as u64)) as usize).min(layout.n_ff);
         let cold_slots = cold_slots.max(1);
