@@ -720,11 +720,12 @@ impl SparseFfn {
     }
 }
 
-/// Neurons ahead of the one being computed whose gate and up rows are prefetched where rows are
-/// visited with gaps or at random places: under a budget (cold records sit in slots anywhere),
-/// and in memory with the predictor. Without it, sparse decode at 0.5 under a budget holding
-/// every record (then visited in the model's order, records stored hot-first) ran at 83 tok/s,
-/// the dot products waiting on memory; with it 150-160 (8 ahead; 2 and 4 a little slower).
+/// Records or rows ahead of the one being computed whose gate and up rows are prefetched where
+/// they sit at random places or after gaps: cold records under a budget (slots anywhere), and
+/// rows in memory with the predictor. Measured when budget decode still visited records in the
+/// model's order (so every record, hot ones too, was a random 720-byte read): sparse decode at
+/// 0.5 with every record in memory ran at 83 tok/s without the hint, the dot products waiting on
+/// memory, and at 150-160 with it (8 ahead; 2 and 4 a little slower).
 const AHEAD: usize = 8;
 
 /// As [`prefetch`], into every cache level: rows read a few neurons later.
