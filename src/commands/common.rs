@@ -15,26 +15,33 @@ pub fn load_model_at(path: Option<&std::path::Path>) -> anyhow::Result<Arc<Model
 
 /// Opens a model; under a memory budget its FFN weights stay out of memory (see
 /// [`Model::load_resident`]). With sparse decode under a budget, the sparsity profile and the
-/// neuron bundle are found or made first (`threads` for a calibration), from the mapped model
-/// alone: made later, beside the resident copy and a session, they would need more memory than a
-/// small budget leaves (a first run at `--mem-budget 69M` under an 85 MiB limit was OOM-killed).
+/// neuron bundle must exist before the budget is set: when one is missing, the model is let go,
+/// a child process makes the files (`threads` for a calibration) and the model is opened again
+/// (made here, beside the resident copy and a session, they would need more memory than a small
+/// budget leaves: a first run at `--mem-budget 69M` under an 85 MiB limit was OOM-killed).
 pub fn load_model_for(
     path: &std::path::Path,
     budget: &crate::cli::BudgetArgs,
     sparsity: &crate::cli::SparsityArgs,
     threads: usize,
 ) -> anyhow::Result<Arc<Model>> {
-    match budget.mem_budget {
-        None => load_model_at(Some(path)),
-        Some(_) => {
-            if sparsity.sparsity > 0.0 || sparsity.predictor {
-                prepare_sparse_files(path, sparsity, threads)?;
-            }
-            Ok(Model::load_resident(path)
-                .with_context(|| format!("cannot load {}", path.display()))?
-                .0)
-        }
+    if budget.mem_budget.is_none() {
+        return load_model_at(Some(path));
     }
+    let load = || -> anyhow::Result<Arc<Model>> {
+        Ok(Model::load_resident(path)
+            .with_context(|| format!("cannot load {}", path.display()))?
+            .0)
+    };
+    let model = load()?;
+    if (sparsity.sparsity > 0.0 || sparsity.predictor)
+        && !sparse_files_ready(&model, path, sparsity)?
+    {
+        drop(model);
+        make_sparse_files(path, sparsity, threads)?;
+        return load();
+    }
+    Ok(model)
 }
 
 /// [`load_model_for`] with the engine flags' budget, sparsity and threads.
@@ -45,34 +52,34 @@ pub fn load_model_for_engine(
     load_model_for(path, &engine.budget, &engine.sparsity, engine.threads)
 }
 
-/// Makes sure the model's sparsity profile and (with sparsity above 0) its neuron bundle exist.
-/// When one is missing, a child process (`sparsetop convert`, or `calibrate` for the profile
-/// alone) makes it: calibration's working memory (60-80 MB for SmolLM2) is then returned to the
-/// system when the child exits, where in this process the allocator would keep some of it and
-/// the budget run after it would go over a tight limit.
-fn prepare_sparse_files(
+/// Whether the profile sparse decode will use (`--profile`, or a current one in the default
+/// places) and, with sparsity above 0, its neuron bundle exist.
+fn sparse_files_ready(
+    model: &Model,
+    path: &std::path::Path,
+    sparsity: &crate::cli::SparsityArgs,
+) -> anyhow::Result<bool> {
+    use sparsetop_engine::offload::bundle;
+    use sparsetop_engine::sparse::ProfileData;
+    let profile = match sparsity.profile.as_deref() {
+        Some(p) => Some(Arc::new(ProfileData::read(p)?)),
+        None => stored_profile(model, path, &mut |_| {})?.0,
+    };
+    Ok(profile.is_some_and(|p| {
+        sparsity.sparsity == 0.0 || bundle::find_bundle(path, &model.ffn_hash(), &p).is_some()
+    }))
+}
+
+/// Makes the model's sparsity profile and (with sparsity above 0) its neuron bundle in a child
+/// process (`sparsetop convert`, or `calibrate` for the profile alone): calibration's working
+/// memory (60-80 MB for SmolLM2) then goes back to the system when the child exits, where in
+/// this process the allocator would keep some of it and the budget run after it would go over a
+/// tight limit.
+fn make_sparse_files(
     path: &std::path::Path,
     sparsity: &crate::cli::SparsityArgs,
     threads: usize,
 ) -> anyhow::Result<()> {
-    use sparsetop_engine::offload::bundle;
-    use sparsetop_engine::sparse::ProfileData;
-    let ready = {
-        let full = load_model_at(Some(path))?;
-        let profile = match sparsity.profile.as_deref() {
-            Some(p) => Some(Arc::new(ProfileData::read(p)?)),
-            None => stored_profile(&full, path, &mut |_| {})?.0,
-        };
-        let ready = profile.is_some_and(|p| {
-            sparsity.sparsity == 0.0 || bundle::find_bundle(path, &full.ffn_hash(), &p).is_some()
-        });
-        drop(full);
-        sparsetop_engine::offload::evict_from_page_cache(path);
-        ready
-    };
-    if ready {
-        return Ok(());
-    }
     let exe = std::env::current_exe().context("cannot find this program to run `convert`")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg(if sparsity.sparsity > 0.0 {
