@@ -6,12 +6,12 @@ use std::path::PathBuf;
 /// Everything that can go wrong inside the engine.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An I/O error, with the path it happened on.
-    #[error("{path}: {source}")]
+    /// An I/O error, with the path it happened on. The OS error is part of the message and not
+    /// also given as the error's source: printed with its chain (`{:#}`), it appeared twice.
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The GGUF file is malformed: `what` says which field and why.
     #[error("malformed GGUF: {0}")]
@@ -47,7 +47,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 }

@@ -442,11 +442,11 @@ fn opening_a_missing_path_is_an_io_error_naming_it() {
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("no/such/model.gguf");
     match GgufFile::open(&path) {
         Err(e @ Error::Io { .. }) => {
-            let Error::Io { path: p, source } = &e else {
+            let Error::Io { path: p, cause } = &e else {
                 unreachable!()
             };
             assert_eq!(p, &path);
-            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            assert_eq!(cause.kind(), std::io::ErrorKind::NotFound);
             assert!(e.to_string().contains("model.gguf"), "{e}");
         }
         other => panic!("expected Error::Io, got {other:?}"),
