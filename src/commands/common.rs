@@ -102,8 +102,7 @@ fn make_sparse_files(
         .context("cannot run `sparsetop convert` to make the neuron bundle")?;
     if !status.success() {
         anyhow::bail!(
-            "making the sparsity profile or neuron bundle for {} failed ({status}); run `sparsetop convert -m {}` to see why",
-            path.display(),
+            "making the sparsity profile or neuron bundle for {} failed ({status}; its message is above)",
             path.display()
         );
     }
