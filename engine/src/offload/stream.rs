@@ -5,7 +5,9 @@
 //! streamed weights.
 //!
 //! This is the path of prefill and of decode at sparsity 0: it computes with the model's own
-//! matrices, so its results are bit-identical to the in-memory dense path.
+//! matrices, so its results are bit-identical to the in-memory dense path. With sparse decode
+//! it serves prefill alone, through one staging buffer: reads then no longer overlap compute, but
+//! the layer's worth of memory saved goes to the neuron cache, which every decoded token uses.
 
 use super::io::{Completion, IoConfig, IoEngine, ReadRequest};
 use crate::error::Result;
@@ -53,7 +55,8 @@ pub struct LayerStream {
     parts: Vec<[(u64, usize); 3]>,
     mats: Vec<LayerMats>,
     resident: Vec<Option<Box<[u8]>>>,
-    staging: [Staging; 2],
+    /// One or two buffers.
+    staging: Vec<Staging>,
     pub stats: StreamStats,
 }
 
@@ -63,15 +66,18 @@ pub fn layer_bytes(l: &LayerWeights) -> usize {
 }
 
 impl LayerStream {
-    /// Opens `path` (the model file) for streaming, and reads up to `resident_bytes` of whole
-    /// layers into memory now, spread evenly over the depth so streamed layers alternate with
-    /// resident ones and reads overlap more compute.
+    /// Opens `path` (the model file) for streaming through `buffers` staging buffers (1 or 2: with
+    /// one, a layer's reads cannot overlap the previous layer's compute), and reads up to
+    /// `resident_bytes` of whole layers into memory now, spread evenly over the depth so streamed
+    /// layers alternate with resident ones and reads overlap more compute.
     pub fn new(
         path: &Path,
         layers: &[LayerWeights],
         resident_bytes: u64,
+        buffers: usize,
         io: IoConfig,
     ) -> Result<Self> {
+        assert!(matches!(buffers, 1 | 2), "one or two staging buffers");
         let io = IoEngine::open(path, io)?;
         let max = layers.iter().map(layer_bytes).max().unwrap_or(0);
         let mut parts = Vec::with_capacity(layers.len());
@@ -111,7 +117,7 @@ impl LayerStream {
             parts,
             mats,
             resident: (0..layers.len()).map(|_| None).collect(),
-            staging: [staging(), staging()],
+            staging: (0..buffers).map(|_| staging()).collect(),
             stats: StreamStats::default(),
         };
         for k in 0..n_res {
@@ -136,7 +142,7 @@ impl LayerStream {
         self.resident.iter().filter(|r| r.is_some()).count()
     }
 
-    /// Bytes held: resident layers and both staging buffers.
+    /// Bytes held: resident layers and the staging buffers.
     pub fn bytes(&self) -> usize {
         self.resident
             .iter()
@@ -146,7 +152,7 @@ impl LayerStream {
             + self.staging.iter().map(|s| s.buf.len()).sum::<usize>()
     }
 
-    /// Bytes of the two staging buffers.
+    /// Bytes of the staging buffers.
     pub fn staging_bytes(&self) -> usize {
         self.staging.iter().map(|s| s.buf.len()).sum()
     }
@@ -252,7 +258,10 @@ impl LayerStream {
             None => {
                 // Not prefetched: load it into the buffer not holding the next layer.
                 let nx = self.next_streamed(li);
-                let k = if self.staging[0].layer.is_some() && self.staging[0].layer == nx {
+                let k = if self.staging.len() == 2
+                    && self.staging[0].layer.is_some()
+                    && self.staging[0].layer == nx
+                {
                     1
                 } else {
                     0
@@ -274,15 +283,14 @@ impl LayerStream {
         Ok((&self.staging[k].buf[..], mats))
     }
 
-    /// Starts loading layer `li` into a staging buffer other than `busy`, unless it is there.
+    /// Starts loading layer `li` into a staging buffer other than `busy`, unless it is there or
+    /// there is no other.
     fn prefetch(&mut self, li: usize, busy: Option<usize>) {
         if self.staging.iter().any(|s| s.layer == Some(li)) {
             return;
         }
-        let k = match busy {
-            Some(b) => 1 - b,
-            None => 0,
-        };
-        self.load(k, li, true);
+        if let Some(k) = (0..self.staging.len()).find(|&k| Some(k) != busy) {
+            self.load(k, li, true);
+        }
     }
 }
