@@ -101,8 +101,8 @@ fn profile_for(model: &Model, seed: u64) -> ProfileData {
         mean_abs_act: vec![0.0; n_layer * n_ff],
         freq: vec![0; n_layer * n_ff],
         order,
-        pred_a: vec![],
-        pred_b: vec![],
+        pred_a: vec![].into(),
+        pred_b: vec![].into(),
         pred_thresholds: vec![0.0; n_layer],
         pred_recall: vec![0.0; n_layer],
     };

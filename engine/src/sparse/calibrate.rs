@@ -393,8 +393,8 @@ pub fn calibrate(
         mean_abs_act,
         freq,
         order,
-        pred_a,
-        pred_b,
+        pred_a: pred_a.into(),
+        pred_b: pred_b.into(),
         pred_thresholds,
         pred_recall,
     };

@@ -6,6 +6,7 @@ pub mod down_cols;
 pub mod ffn;
 pub mod histogram;
 pub mod profile;
+pub mod u16_table;
 
 pub use ffn::{SparseFfn, SparseStats, SparsityConfig};
 pub use profile::ProfileData;

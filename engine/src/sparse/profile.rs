@@ -20,9 +20,12 @@
 //!
 //! The predictor estimates the gate pre-activations as `g ≈ B · (A · x)`.
 
+use super::u16_table::U16Table;
 use crate::error::{Error, Result};
+use memmap2::Mmap;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub const MAGIC: &[u8; 8] = b"SPTPROF1";
 /// Version 2: `freq`, `order` and the predictor thresholds count a neuron active when it passes
@@ -56,8 +59,9 @@ pub struct ProfileData {
     pub mean_abs_act: Vec<f32>,
     pub freq: Vec<u16>,
     pub order: Vec<u32>,
-    pub pred_a: Vec<u16>,
-    pub pred_b: Vec<u16>,
+    /// Left in the file's map when read from a file (see [`U16Table`]).
+    pub pred_a: U16Table,
+    pub pred_b: U16Table,
     pub pred_thresholds: Vec<f32>,
     pub pred_recall: Vec<f32>,
 }
@@ -232,6 +236,12 @@ impl ProfileData {
 
     /// Parses and verifies a profile image; `what` names it in errors.
     pub fn from_bytes(b: &[u8], what: &str) -> Result<Self> {
+        Self::parse(b, what, None)
+    }
+
+    /// As [`ProfileData::from_bytes`]; with `map` (the map `b` is), the predictor's tables stay
+    /// in it instead of being copied.
+    fn parse(b: &[u8], what: &str, map: Option<&Arc<Mmap>>) -> Result<Self> {
         let bad = |m: String| Error::Invalid(format!("sparsity profile {what}: {m}"));
         if b.len() < HEADER {
             return Err(bad(format!(
@@ -283,6 +293,12 @@ impl ProfileData {
                 .map(|c| u16::from_le_bytes(c.try_into().expect("2 bytes")))
                 .collect()
         };
+        let table = |(at, n): (usize, usize)| -> U16Table {
+            match map {
+                Some(m) => U16Table::mapped(m, at, n / 2),
+                None => u16s((at, n)).into(),
+            }
+        };
         let order: Vec<u32> = b[s.order.0..s.order.0 + s.order.1]
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
@@ -302,8 +318,8 @@ impl ProfileData {
             mean_abs_act: f32s(s.mean_abs_act),
             freq: u16s(s.freq),
             order,
-            pred_a: u16s(s.pred_a),
-            pred_b: u16s(s.pred_b),
+            pred_a: table(s.pred_a),
+            pred_b: table(s.pred_b),
             pred_thresholds: f32s(s.pred_thresholds),
             pred_recall: f32s(s.pred_recall),
         };
@@ -319,12 +335,14 @@ impl ProfileData {
         Ok(p)
     }
 
-    /// Reads a profile file. The map is read once into owned arrays: a profile is a few MB.
+    /// Reads a profile file: the small tables are copied out, the predictor's stay in the map.
     pub fn read(path: &Path) -> Result<Self> {
         let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        // SAFETY: read-only private map, copied out before it is dropped.
-        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(path, e))?;
-        Self::from_bytes(&map, &path.display().to_string())
+        // SAFETY: a read-only map of a file sparsetop writes whole and renames into place (a
+        // profile is never rewritten in place); a file truncated under it by someone else would
+        // fault, as the model's own map would.
+        let map = Arc::new(unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, e))?);
+        Self::parse(&map, &path.display().to_string(), Some(&map))
     }
 
     /// Threshold on |act(gate)| of `layer` for target sparsity `s`, interpolated between levels.
@@ -429,8 +447,14 @@ mod tests {
             mean_abs_act: n(16),
             freq: (0..48).map(|i| i as u16 * 1000).collect(),
             order: (0..16).map(|i| (i % 8) as u32).collect(),
-            pred_a: (0..2 * rank * 4).map(|i| i as u16).collect(),
-            pred_b: (0..2 * 8 * rank).map(|i| i as u16).collect(),
+            pred_a: (0..2 * rank * 4)
+                .map(|i| i as u16)
+                .collect::<Vec<_>>()
+                .into(),
+            pred_b: (0..2 * 8 * rank)
+                .map(|i| i as u16)
+                .collect::<Vec<_>>()
+                .into(),
             pred_thresholds: vec![0.1; 6],
             pred_recall: vec![0.9; 6],
         }
