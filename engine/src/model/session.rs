@@ -365,7 +365,7 @@ impl Session {
             .map(|s| (s.profile.pred_a.len() + s.profile.pred_b.len()) * 2)
             .unwrap_or(0);
         let f32s = |v: &Vec<f32>| v.capacity() * 4;
-        let neuron_cache = self.neuron_cache_layout();
+        let neuron_cache = self.neuron_bundle().map(|b| &b.layout);
         let (stream_buffers, stream_io) = stream_setup(neuron_cache.is_some());
         let io = offload_io();
         let b = &self.buf;
@@ -406,11 +406,11 @@ impl Session {
         }
     }
 
-    /// The neuron bundle's layout when a budget would use the neuron cache: sparse decode is on
-    /// and a bundle is set.
-    fn neuron_cache_layout(&self) -> Option<&crate::offload::bundle::BundleLayout> {
+    /// The neuron bundle a budget reads through the neuron cache: the one set, while sparse
+    /// decode is on.
+    fn neuron_bundle(&self) -> Option<&BundleInfo> {
         let sparse = self.sparse.as_ref().is_some_and(|s| s.config.level > 0.0);
-        self.bundle.as_ref().filter(|_| sparse).map(|b| &b.layout)
+        self.bundle.as_ref().filter(|_| sparse)
     }
 
     /// Sets (or with `None` lifts) a memory budget: FFN weights beyond what it holds are read
@@ -428,15 +428,12 @@ impl Session {
         };
         let fixed = self.fixed_region();
         let sparse = self.sparse.as_ref().is_some_and(|s| s.config.level > 0.0);
-        let bundle = match (sparse, &self.bundle) {
-            (false, _) => None,
-            (true, Some(b)) => Some(b.clone()),
-            (true, None) => {
-                return Err(Error::Invalid(
-                    "sparse decode under a memory budget reads the neuron bundle: make it with `sparsetop convert`".into(),
-                ))
-            }
-        };
+        let bundle = self.neuron_bundle().cloned();
+        if sparse && bundle.is_none() {
+            return Err(Error::Invalid(
+                "sparse decode under a memory budget reads the neuron bundle: make it with `sparsetop convert`".into(),
+            ));
+        }
         let io = offload_io();
         let (buffers, stream_io) = stream_setup(bundle.is_some());
         let left = fixed.left_for_ffn(budget)?;

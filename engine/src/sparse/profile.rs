@@ -20,7 +20,7 @@
 //!
 //! The predictor estimates the gate pre-activations as `g ≈ B · (A · x)`.
 
-use super::u16_table::U16Table;
+use super::u16_table::{le_values, U16Table};
 use crate::error::{Error, Result};
 use memmap2::Mmap;
 use sha2::{Digest, Sha256};
@@ -287,12 +287,7 @@ impl ProfileData {
                 .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
                 .collect()
         };
-        let u16s = |(at, n): (usize, usize)| -> Vec<u16> {
-            b[at..at + n]
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes(c.try_into().expect("2 bytes")))
-                .collect()
-        };
+        let u16s = |(at, n): (usize, usize)| -> Vec<u16> { le_values(&b[at..at + n]) };
         let table = |(at, n): (usize, usize)| -> U16Table {
             match map {
                 Some(m) => U16Table::mapped(m, at, n / 2),

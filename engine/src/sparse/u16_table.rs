@@ -42,12 +42,7 @@ impl U16Table {
                 len,
             })
         } else {
-            U16Table(Repr::Owned(
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                    .collect(),
-            ))
+            U16Table(Repr::Owned(le_values(bytes)))
         }
     }
 
@@ -55,6 +50,14 @@ impl U16Table {
     pub fn is_mapped(&self) -> bool {
         matches!(self.0, Repr::Mapped { .. })
     }
+}
+
+/// Little-endian 16-bit values, copied out of `bytes` (an even number of them).
+pub fn le_values(bytes: &[u8]) -> Vec<u16> {
+    bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect()
 }
 
 impl From<Vec<u16>> for U16Table {
