@@ -429,17 +429,12 @@ fn gate_or_up_types_that_change_across_layers_are_refused() {
     );
 }
 
-/// The real default model, when it is in the cache (skipped otherwise: this test must not
-/// download 100 MB).
+/// The real default model, fetched (once, into the cache) like every other test that needs it:
+/// without it this test fails rather than passing untested.
 #[test]
-fn smollm2_bundle_when_cached() {
-    let Ok(path) = sparsetop_engine::fetch::default_model_path() else {
-        return;
-    };
-    if !path.is_file() {
-        eprintln!("skipped: {} is not in the cache", path.display());
-        return;
-    }
+fn smollm2_bundle() {
+    let path = sparsetop_engine::fetch::ensure_default_model(&mut |m| eprintln!("{m}"))
+        .expect("the default model is needed by this test and could not be obtained");
     let model = Model::load(&path).unwrap();
     let profile = profile_for(&model, 1);
     let out = scratch("smollm2").join("smol.gguf.bundle");
