@@ -28,7 +28,9 @@ Usage (needs numpy and gguf: `pip install numpy gguf`; the binary for tokenizing
   cargo build --release
   python3 scripts/selection-rules.py MODEL.gguf a:0.5 screen:0.3:0.5 teal:0.5:0.5 pred:64:0.7:0.5
 Options: --text FILE (default the golden GPL-3 text), --chunks N (default all 512-token chunks),
---cal FILE (default assets/calibration.txt, for the predictors' covariance).
+--cal FILE (default assets/calibration.txt, for the predictors' covariance), --rank-error L,L,...
+(instead of rules: for those layers, how much of gate's and up's output on the text's first chunk
+the rank-64/128/256 maps miss, as |estimate - true| / |true|).
 A rule costs about 4 s per chunk on two cores (a minute for the 14 chunks of GPL-3).
 """
 import argparse
@@ -149,25 +151,50 @@ def top(score, keep):
     return score >= th
 
 
-def predictors(model, cal_toks, rank):
-    """Per layer, rank-`rank` maps of W_gate and W_up: the best under the covariance of the FFN
-    input over the calibration text (the fit the engine's predictor uses for the gate)."""
+def covariances(model, cal_toks):
+    """Per layer, the covariance of the FFN input over the calibration text."""
     cov = [np.zeros((model.n_embd, model.n_embd)) for _ in range(model.n_layer)]
     n = 0
     for c in range(len(cal_toks) // CTX):
         model.forward(np.array(cal_toks[c * CTX:(c + 1) * CTX]),
                       observe=lambda l, x: cov[l].__iadd__(x.T.astype(np.float64) @ x))
         n += CTX
-    maps = {}
-    for l in range(model.n_layer):
-        w, vec = np.linalg.eigh(cov[l] / n)
-        w = np.maximum(w, 1e-8)
-        half, inv_half = (vec * np.sqrt(w)) @ vec.T, (vec / np.sqrt(w)) @ vec.T
+    return [c / n for c in cov]
+
+
+def low_rank(model, cov, l, name, ranks):
+    """The best rank-r maps of layer l's W_gate or W_up under the input covariance `cov` (the
+    fit the engine's predictor uses for the gate), for each r in `ranks`."""
+    w, vec = np.linalg.eigh(cov)
+    w = np.maximum(w, 1e-8)
+    half, inv_half = (vec * np.sqrt(w)) @ vec.T, (vec / np.sqrt(w)) @ vec.T
+    m = model.t[f"blk.{l}.ffn_{name}.weight"].astype(np.float64)
+    u, s, vt = np.linalg.svd(m @ half, full_matrices=False)
+    return [((u[:, :r] * s[:r]) @ (vt[:r] @ inv_half)).astype(np.float32) for r in ranks]
+
+
+def predictors(model, cal_toks, rank):
+    """Per layer, rank-`rank` maps of W_gate and W_up."""
+    cov = covariances(model, cal_toks)
+    return {(l, name): low_rank(model, cov[l], l, name, [rank])[0]
+            for l in range(model.n_layer) for name in ("gate", "up")}
+
+
+def rank_error(model, toks, cal_toks, layers):
+    """How much of gate's and up's output the low-rank maps miss, on the text's first chunk."""
+    cov = covariances(model, cal_toks)
+    xs = {}
+    model.forward(np.array(toks[:CTX]), observe=lambda l, x: xs.__setitem__(l, x))
+    ranks = [64, 128, 256]
+    print("| layer | matrix | " + " | ".join(f"rank {r} misses" for r in ranks) + " |")
+    print("|---:|---|" + "---:|" * len(ranks))
+    for l in layers:
+        x = xs[l]
         for name in ("gate", "up"):
-            m = model.t[f"blk.{l}.ffn_{name}.weight"].astype(np.float64)
-            u, s, vt = np.linalg.svd(m @ half, full_matrices=False)
-            maps[(l, name)] = ((u[:, :rank] * s[:rank]) @ (vt[:rank] @ inv_half)).astype(np.float32)
-    return maps
+            y = x @ model.t[f"blk.{l}.ffn_{name}.weight"].T
+            errs = [np.linalg.norm(x @ m.T - y) / np.linalg.norm(y)
+                    for m in low_rank(model, cov[l], l, name, ranks)]
+            print(f"| {l} | {name} | " + " | ".join(f"{100 * e:.0f}%" for e in errs) + " |")
 
 
 def make_rule(model, spec, cal_toks, cache):
@@ -207,9 +234,12 @@ def main():
     ap.add_argument("--text", default=os.path.join(ROOT, "..", "shared", "golden", "GPL-3.txt"))
     ap.add_argument("--cal", default=os.path.join(ROOT, "assets", "calibration.txt"))
     ap.add_argument("--chunks", type=int)
+    ap.add_argument("--rank-error", help="layers, comma-separated")
     o = ap.parse_args()
     model = Llama(o.model)
     toks = tokenize(o.model, o.text)
+    if o.rank_error:
+        return rank_error(model, toks, tokenize(o.model, o.cal), [int(v) for v in o.rank_error.split(",")])
     cal = tokenize(o.model, o.cal) if any(r.startswith("pred") for r in o.rules) else []
     dense = model.perplexity(toks, None, o.chunks)
     print(f"| rule | perplexity | vs dense |\n|---|---:|---:|\n| dense | {dense:.3f} | |", flush=True)
