@@ -161,12 +161,22 @@ pub fn describe_budget(session: &Session) -> Vec<String> {
             mib(n.bytes() as u64)
         ));
     }
+    // With the neuron cache the layer stream holds no layer: it only carries prompt batches.
+    let ffn = match &o.neurons {
+        Some(_) => {
+            "prompts stream the FFN layers from the file, decode reads neurons through the cache"
+                .to_string()
+        }
+        None => format!(
+            "{} of {} FFN layers resident, the rest streamed from the file",
+            o.stream.resident_layers(),
+            session.model().config.n_layer
+        ),
+    };
     lines.push(format!(
-        "memory budget {}: fixed region {}; {} of {} FFN layers resident, the rest streamed from the file",
+        "memory budget {}: fixed region {}; {ffn}",
         mib(o.budget),
         o.fixed.describe(),
-        o.stream.resident_layers(),
-        session.model().config.n_layer,
     ));
     lines
 }
