@@ -173,9 +173,8 @@ def low_rank(model, cov, l, name, ranks):
     return [((u[:, :r] * s[:r]) @ (vt[:r] @ inv_half)).astype(np.float32) for r in ranks]
 
 
-def predictors(model, cal_toks, rank):
-    """Per layer, rank-`rank` maps of W_gate and W_up."""
-    cov = covariances(model, cal_toks)
+def predictors(model, cov, rank):
+    """Per layer, rank-`rank` maps of W_gate and W_up under the covariances `cov`."""
     return {(l, name): low_rank(model, cov[l], l, name, [rank])[0]
             for l in range(model.n_layer) for name in ("gate", "up")}
 
@@ -216,8 +215,11 @@ def make_rule(model, spec, cal_toks, cache):
         return rule
     if kind == "pred":
         rank = int(f[0])
+        # One calibration pass serves every rank asked for.
+        if "cov" not in cache:
+            cache["cov"] = covariances(model, cal_toks)
         if rank not in cache:
-            cache[rank] = predictors(model, cal_toks, rank)
+            cache[rank] = predictors(model, cache["cov"], rank)
         maps = cache[rank]
 
         def rule(l, x, g, u, a):

@@ -138,7 +138,7 @@ pub fn set_budget_with(
     budget: Option<u64>,
     report: &mut dyn FnMut(super::calibrate::Progress),
 ) -> anyhow::Result<()> {
-    if budget.is_some() && session.sparse().is_some_and(|s| s.config.level > 0.0) {
+    if budget.is_some() && session.sparse_decode_on() {
         let info = neuron_bundle_with(session, report)?;
         session.set_neuron_bundle(Some(info))?;
     }

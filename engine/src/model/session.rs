@@ -406,11 +406,16 @@ impl Session {
         }
     }
 
+    /// Whether decode runs sparse: a sparse FFN is set up at a level above 0 (at 0 it is the
+    /// dense path, and a budget streams layers rather than neurons).
+    pub fn sparse_decode_on(&self) -> bool {
+        self.sparse.as_ref().is_some_and(|s| s.config.level > 0.0)
+    }
+
     /// The neuron bundle a budget reads through the neuron cache: the one set, while sparse
     /// decode is on.
     fn neuron_bundle(&self) -> Option<&BundleInfo> {
-        let sparse = self.sparse.as_ref().is_some_and(|s| s.config.level > 0.0);
-        self.bundle.as_ref().filter(|_| sparse)
+        self.bundle.as_ref().filter(|_| self.sparse_decode_on())
     }
 
     /// Sets (or with `None` lifts) a memory budget: FFN weights beyond what it holds are read
@@ -427,9 +432,8 @@ impl Session {
             return Ok(());
         };
         let fixed = self.fixed_region();
-        let sparse = self.sparse.as_ref().is_some_and(|s| s.config.level > 0.0);
         let bundle = self.neuron_bundle().cloned();
-        if sparse && bundle.is_none() {
+        if self.sparse_decode_on() && bundle.is_none() {
             return Err(Error::Invalid(
                 "sparse decode under a memory budget reads the neuron bundle: make it with `sparsetop convert`".into(),
             ));
