@@ -196,9 +196,24 @@ def rank_error(model, toks, cal_toks, layers):
             print(f"| {l} | {name} | " + " | ".join(f"{100 * e:.0f}%" for e in errs) + " |")
 
 
-def make_rule(model, spec, cal_toks, cache):
+# Each rule's kind and how many numbers follow it.
+ARITY = {"a": 1, "screen": 2, "gate": 1, "teal": 2, "tealgu": 2, "pred": 3}
+
+
+def parse_rule(spec):
+    """A rule's kind and numbers; exits with a message when it is not one of the above."""
     kind, *args = spec.split(":")
-    f = [float(a) for a in args]
+    try:
+        nums = [float(a) for a in args]
+    except ValueError:
+        nums = None
+    if ARITY.get(kind) != (len(nums) if nums is not None else None):
+        sys.exit(f"unknown rule {spec}: see the top of this script")
+    return kind, nums
+
+
+def make_rule(model, spec, cal_toks, cache):
+    kind, f = parse_rule(spec)
     if kind == "a":
         return lambda l, x, g, u, a: a * top(np.abs(a), f[0])
     if kind == "screen":
@@ -226,7 +241,7 @@ def make_rule(model, spec, cal_toks, cache):
             est = silu(x @ maps[(l, "gate")].T) * (x @ maps[(l, "up")].T)
             return a * top(np.where(top(np.abs(est), f[1]), np.abs(a), -1), f[2])
         return rule
-    sys.exit(f"unknown rule {spec}: see the top of this script")
+    raise AssertionError(kind)
 
 
 def main():
@@ -238,6 +253,11 @@ def main():
     ap.add_argument("--chunks", type=int)
     ap.add_argument("--rank-error", help="layers, comma-separated")
     o = ap.parse_args()
+    for spec in o.rules:
+        parse_rule(spec)
+    for f in (o.model, o.text, o.cal):
+        if not os.path.isfile(f):
+            sys.exit(f"{f}: no such file")
     model = Llama(o.model)
     toks = tokenize(o.model, o.text)
     if o.rank_error:
