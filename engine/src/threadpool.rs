@@ -49,6 +49,38 @@ struct Shared {
 unsafe impl Sync for Shared {}
 unsafe impl Send for Shared {}
 
+/// Most worker threads per CPU the process may use. More threads than cores only add
+/// synchronisation, and each costs a stack and per-thread scratch buffers: at `-t 10000` a session
+/// took 910 MB, and at `-t 100000` thread start-up ran out of memory maps and aborted the process
+/// (Rust's runtime cannot report that as an error). Four per CPU leaves room for experiments with
+/// oversubscription and refuses the typos.
+pub const MAX_THREADS_PER_CPU: usize = 4;
+
+/// The most threads a pool (and so a session) may have: [`MAX_THREADS_PER_CPU`] × the CPUs
+/// available to this process (its affinity mask and cgroup quota count, not just the machine's).
+pub fn max_threads() -> usize {
+    available_cpus() * MAX_THREADS_PER_CPU
+}
+
+/// CPUs this process may run on (at least 1).
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Why `n` threads are too many, or `None` when the count is allowed (0 means the default and is
+/// allowed): the message the command line and the engine give.
+pub fn check_thread_count(n: usize) -> Option<String> {
+    let max = max_threads();
+    (n > max).then(|| {
+        format!(
+            "{n} threads is more than this machine can use: at most {max} ({MAX_THREADS_PER_CPU} per CPU, {} CPUs available)",
+            available_cpus()
+        )
+    })
+}
+
 /// A fixed set of worker threads; the calling thread takes part as thread 0.
 pub struct ThreadPool {
     shared: Arc<Shared>,
@@ -69,8 +101,13 @@ fn wait_until(cond: impl Fn() -> bool) {
 }
 
 impl ThreadPool {
-    /// A pool of `n_threads` (at least 1) counting the caller: `n_threads - 1` OS threads are spawned.
+    /// A pool of `n_threads` (at least 1) counting the caller: `n_threads - 1` OS threads are
+    /// spawned. More than [`max_threads`] is refused, and a thread the system will not start is an
+    /// error (the workers already started are stopped and joined), never a panic.
     pub fn new(n_threads: usize) -> std::io::Result<Self> {
+        if let Some(why) = check_thread_count(n_threads) {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
+        }
         let n_threads = n_threads.max(1);
         let shared = Arc::new(Shared {
             job: UnsafeCell::new(None),
@@ -86,20 +123,27 @@ impl ThreadPool {
             lock: Mutex::new(()),
             wake: Condvar::new(),
         });
-        let mut workers = Vec::with_capacity(n_threads - 1);
-        for idx in 1..n_threads {
-            let s = shared.clone();
-            workers.push(
-                std::thread::Builder::new()
-                    .name(format!("sparsetop-worker-{idx}"))
-                    .spawn(move || worker(s, idx))?,
-            );
-        }
-        Ok(ThreadPool {
+        // Built before the workers start, so that on a failed spawn dropping it stops and joins
+        // the ones already running instead of leaving them waiting forever.
+        let mut pool = ThreadPool {
             shared,
-            workers,
+            workers: Vec::with_capacity(n_threads - 1),
             n_threads,
-        })
+        };
+        for idx in 1..n_threads {
+            let s = pool.shared.clone();
+            let w = std::thread::Builder::new()
+                .name(format!("sparsetop-worker-{idx}"))
+                .spawn(move || worker(s, idx))
+                .map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("the system would not start worker thread {idx}: {e}"),
+                    )
+                })?;
+            pool.workers.push(w);
+        }
+        Ok(pool)
     }
 
     pub fn n_threads(&self) -> usize {
@@ -313,6 +357,81 @@ mod tests {
             count.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(count.load(Ordering::Relaxed), 10);
+    }
+
+    #[test]
+    fn too_many_threads_are_refused_before_any_starts() {
+        let max = max_threads();
+        assert!(max >= MAX_THREADS_PER_CPU);
+        if max <= 64 {
+            assert!(ThreadPool::new(max).is_ok());
+        }
+        for n in [max + 1, 100_000, usize::MAX] {
+            let e = ThreadPool::new(n).err().expect("refused");
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&n.to_string()) && msg.contains(&format!("at most {max}")),
+                "{msg}"
+            );
+        }
+        assert_eq!(check_thread_count(0), None);
+    }
+
+    /// Threads of this process, from /proc.
+    #[cfg(target_os = "linux")]
+    fn thread_count() -> usize {
+        std::fs::read_dir("/proc/self/task").unwrap().count()
+    }
+
+    /// A worker the system will not start (here: no address space left for its stack) is an
+    /// error from `new`, and the workers started before it are stopped, not leaked. Runs in a
+    /// child process, since the address-space limit applies to the whole process. Root ignores
+    /// RLIMIT_NPROC, so the address space is what is limited.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_thread_that_cannot_start_is_an_error_and_leaks_no_worker() {
+        const CHILD: &str = "SPARSETOP_POOL_SPAWN_FAILURE_CHILD";
+        const NAME: &str = "threadpool::tests::a_thread_that_cannot_start_is_an_error_and_leaks_no_worker";
+        if std::env::var_os(CHILD).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+                .env(CHILD, "1")
+                .env_remove("RUST_MIN_STACK")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "child failed: {text}");
+            assert!(text.contains("1 passed"), "{text}");
+            assert!(text.contains("spawn failure reported:"), "{text}");
+            return;
+        }
+        let before = thread_count();
+        let vm_kib: u64 = std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmSize:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        // Room for one worker's 2 MiB stack and a little more: the first worker starts, the
+        // second cannot map its stack.
+        let limit = (vm_kib << 10) + (3 << 20);
+        let rl = libc::rlimit {
+            rlim_cur: limit as libc::rlim_t,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &rl) }, 0);
+        let r = ThreadPool::new(max_threads().max(3));
+        let unlimited = libc::rlimit {
+            rlim_cur: libc::RLIM_INFINITY,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &unlimited) }, 0);
+        let e = r.err().expect("a pool without room for its stacks must fail");
+        println!("spawn failure reported: {e}");
+        assert!(e.to_string().contains("would not start worker thread"), "{e}");
+        assert_eq!(thread_count(), before, "workers of the failed pool are left running");
     }
 
     #[test]
