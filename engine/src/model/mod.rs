@@ -4,6 +4,7 @@ pub mod config;
 pub mod kv_cache;
 pub mod rope;
 pub mod session;
+pub mod vocab_size;
 pub mod weights;
 
 pub use config::{Arch, ModelConfig, SUPPORTED_ARCHITECTURES};
@@ -60,13 +61,7 @@ impl Model {
         }
         let tokenizer = Tokenizer::from_gguf(&file.metadata)?;
         let config = ModelConfig::from_metadata(&file.metadata, tokenizer.n_vocab())?;
-        if tokenizer.n_vocab() > config.n_vocab {
-            return Err(Error::Model(format!(
-                "tokenizer has {} tokens but the model's vocabulary is {}",
-                tokenizer.n_vocab(),
-                config.n_vocab
-            )));
-        }
+        vocab_size::check(&file, tokenizer.n_vocab(), Some(config.n_vocab))?;
         let weights = Weights::load(&file, &config)?;
         let chat_template = ChatTemplate::from_gguf(&file.metadata, &tokenizer)?;
         let rope = Rope::new(&config.rope, weights.rope_freqs.as_deref());

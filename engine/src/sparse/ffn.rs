@@ -13,6 +13,7 @@
 //! compute overlaps the reads; the adds then go by blocks of the model's order.
 
 use super::down_cols::{ColKind, DownCols, BLOCK};
+use super::level::check_level;
 use super::profile::ProfileData;
 use crate::error::Result;
 use crate::model::weights::LayerWeights;
@@ -102,7 +103,7 @@ impl SparseStats {
 /// Settings of sparse decode.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SparsityConfig {
-    /// Target share of inactive neurons, 0 to 0.9 (0 = dense and exact).
+    /// Target share of inactive neurons, 0 to [`super::level::MAX_LEVEL`] (0 = dense and exact).
     pub level: f32,
     /// Use the low-rank predictor to skip gate rows too.
     pub predictor: bool,
@@ -775,11 +776,3 @@ fn prefetch_lines<const KEEP: bool>(bytes: &[u8]) {
     }
 }
 
-fn check_level(level: f32) -> Result<()> {
-    if !(0.0..=0.9).contains(&level) {
-        return Err(crate::Error::Invalid(format!(
-            "sparsity {level} is out of range: use a value from 0 (dense) to 0.9"
-        )));
-    }
-    Ok(())
-}

@@ -5,6 +5,7 @@ pub mod calibrate;
 pub mod down_cols;
 pub mod ffn;
 pub mod histogram;
+pub mod level;
 pub mod profile;
 pub mod u16_table;
 
