@@ -79,7 +79,9 @@ impl Sampler {
     pub fn new(params: SamplerParams, n_vocab: usize) -> Self {
         Sampler {
             rng: rand::rngs::StdRng::seed_from_u64(params.seed),
-            recent: VecDeque::with_capacity(params.repeat_last_n + 1),
+            // The window holds at most the tokens seen, so a huge `repeat_last_n` ("the whole
+            // context") reserves no more than a typical window; the deque grows if it must.
+            recent: VecDeque::with_capacity(params.repeat_last_n.min(4096) + 1),
             cand: Vec::with_capacity(n_vocab),
             params,
         }
@@ -214,6 +216,24 @@ mod tests {
         s.accept(1);
         // 3.0 / 1.5 = 2.0 < 2.9
         assert_eq!(s.sample(&logits()), 4);
+    }
+
+    #[test]
+    fn a_huge_repeat_window_reserves_nothing_and_works() {
+        // `--repeat-last-n 18446744073709551615` overflowed the capacity (a panic, or an
+        // allocation failure aborting the process at 10^15).
+        for n in [usize::MAX, 1 << 50] {
+            let mut s = Sampler::new(
+                SamplerParams {
+                    repeat_penalty: 1.5,
+                    repeat_last_n: n,
+                    ..SamplerParams::greedy()
+                },
+                5,
+            );
+            s.accept(1);
+            assert_eq!(s.sample(&logits()), 4);
+        }
     }
 
     #[test]
