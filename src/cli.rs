@@ -1,6 +1,7 @@
 //! Command-line interface. Engine flags are spelled as llama.cpp spells them (`-m`, `-p`, `-n`,
 //! `-t`, `-c`, `--temp`...), so people can carry their habits over.
 
+use crate::value_parsers as vp;
 use clap::{Args, Parser, Subcommand};
 use sparsetop_engine::Precision;
 use std::path::PathBuf;
@@ -48,12 +49,14 @@ pub struct EngineArgs {
     /// GGUF model file (default: SmolLM2-135M-Instruct Q4_1, downloaded on first use).
     #[arg(short = 'm', long = "model", value_name = "PATH")]
     pub model: Option<PathBuf>,
-    /// Worker threads (default: one per core).
+    /// Worker threads (default: one per core; at most 4 per CPU).
     #[arg(
         short = 't',
         long = "threads",
         default_value_t = 0,
-        hide_default_value = true
+        hide_default_value = true,
+        value_parser = vp::threads,
+        allow_hyphen_values = true
     )]
     pub threads: usize,
     /// Context size in tokens (default 4096, capped at the model's trained length).
@@ -65,7 +68,7 @@ pub struct EngineArgs {
     )]
     pub ctx_size: usize,
     /// Prompt tokens evaluated per batch.
-    #[arg(short = 'b', long = "batch-size", default_value_t = 256)]
+    #[arg(short = 'b', long = "batch-size", default_value_t = 256, value_parser = vp::at_least_one)]
     pub batch_size: usize,
     /// Numeric mode: `fast` (quantized activations, f16 KV cache, as llama.cpp) or `exact` (f32).
     #[arg(long, default_value = "fast", value_parser = parse_precision)]
@@ -95,7 +98,7 @@ fn parse_budget(s: &str) -> Result<u64, String> {
 pub struct SparsityArgs {
     /// Share of FFN neurons to skip in decode, 0 (dense, exact) to 0.9. Needs a calibration
     /// profile, made automatically the first time.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = vp::sparsity, allow_hyphen_values = true)]
     pub sparsity: f32,
     /// Use the low-rank predictor to skip gate rows too: on or off.
     #[arg(long, default_value = "off", value_parser = parse_on_off, action = clap::ArgAction::Set)]
@@ -121,19 +124,19 @@ fn parse_precision(s: &str) -> Result<Precision, String> {
 #[derive(Args, Debug, Clone)]
 pub struct SamplingArgs {
     /// Temperature (0 = greedy).
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, value_parser = vp::temp, allow_hyphen_values = true)]
     pub temp: f32,
     /// Top-k sampling (0 = off).
     #[arg(long = "top-k", default_value_t = 40)]
     pub top_k: usize,
     /// Top-p (nucleus) sampling (1.0 = off).
-    #[arg(long = "top-p", default_value_t = 0.95)]
+    #[arg(long = "top-p", default_value_t = 0.95, value_parser = vp::top_p, allow_hyphen_values = true)]
     pub top_p: f32,
     /// Min-p sampling (0.0 = off).
-    #[arg(long = "min-p", default_value_t = 0.05)]
+    #[arg(long = "min-p", default_value_t = 0.05, value_parser = vp::min_p, allow_hyphen_values = true)]
     pub min_p: f32,
     /// Penalise repeating the last --repeat-last-n tokens (1.0 = off).
-    #[arg(long = "repeat-penalty", default_value_t = 1.0)]
+    #[arg(long = "repeat-penalty", default_value_t = 1.0, value_parser = vp::repeat_penalty, allow_hyphen_values = true)]
     pub repeat_penalty: f32,
     /// How many recent tokens the repeat penalty considers.
     #[arg(long = "repeat-last-n", default_value_t = 64)]
@@ -199,11 +202,11 @@ pub struct UiArgs {
     /// Colour theme: a name (default, dark256, light, mono) or a path to a theme TOML file.
     #[arg(long, value_name = "NAME|PATH", default_value = "default")]
     pub theme: String,
-    /// Most frames drawn per second (the screen is redrawn only when something changed).
-    #[arg(long, default_value_t = 30)]
+    /// Most frames drawn per second, 1 to 240 (the screen is redrawn only when something changed).
+    #[arg(long, default_value_t = 30, value_parser = vp::fps)]
     pub fps: u32,
-    /// Milliseconds between samples of per-core CPU and memory.
-    #[arg(long = "tick-rate", value_name = "MS", default_value_t = 250)]
+    /// Milliseconds between samples of per-core CPU and memory, 20 to 60000.
+    #[arg(long = "tick-rate", value_name = "MS", default_value_t = 250, value_parser = vp::tick_rate)]
     pub tick_rate: u64,
     /// Do not capture the mouse (wheel scrolling off; the terminal's own selection works).
     #[arg(long = "no-mouse")]
@@ -215,8 +218,8 @@ pub struct ReplayArgs {
     /// A recording made with `sparsetop chat --record FILE.jsonl`.
     #[arg(value_name = "FILE.jsonl")]
     pub file: PathBuf,
-    /// Playback speed (2 = twice as fast as recorded).
-    #[arg(long, default_value_t = 1.0)]
+    /// Playback speed, 0.01 to 1000 (2 = twice as fast as recorded).
+    #[arg(long, default_value_t = 1.0, value_parser = vp::speed, allow_hyphen_values = true)]
     pub speed: f64,
     #[command(flatten)]
     pub ui: UiArgs,
@@ -267,17 +270,19 @@ pub struct CalibrateArgs {
     #[arg(short = 'f', long)]
     pub file: Option<PathBuf>,
     /// Most tokens of the text to use.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = vp::at_least_one)]
     pub tokens: usize,
     /// Rank of the low-rank gate predictor (0 = no predictor).
     #[arg(long, default_value_t = 64)]
     pub rank: usize,
-    /// Worker threads (default: one per core).
+    /// Worker threads (default: one per core; at most 4 per CPU).
     #[arg(
         short = 't',
         long = "threads",
         default_value_t = 0,
-        hide_default_value = true
+        hide_default_value = true,
+        value_parser = vp::threads,
+        allow_hyphen_values = true
     )]
     pub threads: usize,
     /// Where to write the profile (default: MODEL.sparsity next to the model, or the cache
@@ -302,12 +307,15 @@ pub struct ConvertArgs {
     /// Rewrite the bundle even when an up-to-date one exists.
     #[arg(long)]
     pub force: bool,
-    /// Worker threads of the calibration, when a profile has to be made (default: one per core).
+    /// Worker threads of the calibration, when a profile has to be made (default: one per core;
+    /// at most 4 per CPU).
     #[arg(
         short = 't',
         long = "threads",
         default_value_t = 0,
-        hide_default_value = true
+        hide_default_value = true,
+        value_parser = vp::threads,
+        allow_hyphen_values = true
     )]
     pub threads: usize,
 }
@@ -318,7 +326,7 @@ pub struct BenchArgs {
     #[arg(short = 'm', long = "model", value_name = "PATH")]
     pub model: Option<PathBuf>,
     /// Prompt tokens evaluated per batch (at least the prompt length by default).
-    #[arg(short = 'b', long = "batch-size", default_value_t = 512)]
+    #[arg(short = 'b', long = "batch-size", default_value_t = 512, value_parser = vp::at_least_one)]
     pub batch_size: usize,
     /// Numeric mode: `fast` or `exact`.
     #[arg(long, default_value = "fast", value_parser = parse_precision)]
@@ -344,7 +352,9 @@ pub struct BenchArgs {
         short = 't',
         long = "threads",
         value_delimiter = ',',
-        default_value = "0"
+        default_value = "0",
+        value_parser = vp::threads,
+        allow_hyphen_values = true
     )]
     pub threads: Vec<usize>,
     /// Prompt length of the prompt-processing test (0 = skip it).
@@ -354,7 +364,7 @@ pub struct BenchArgs {
     #[arg(short = 'n', long = "n-gen", default_value_t = 64)]
     pub n_gen: usize,
     /// Repetitions of each test.
-    #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
+    #[arg(short = 'r', long = "repetitions", default_value_t = 5, value_parser = vp::at_least_one)]
     pub repetitions: usize,
     /// Print a JSON array instead of a table.
     #[arg(long)]

@@ -6,6 +6,7 @@ mod commands;
 mod model_path;
 mod output;
 mod tui;
+mod value_parsers;
 
 use clap::Parser;
 use std::process::ExitCode;

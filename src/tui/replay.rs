@@ -33,16 +33,14 @@ pub fn read(path: &Path) -> anyhow::Result<(Option<Header>, Vec<RecordLine>)> {
     Ok((header, lines))
 }
 
-/// Sends the lines' items at their recorded times divided by `speed`, then `ReplayEnd`.
+/// Sends the lines' items at their recorded times divided by `speed`, then `ReplayEnd`. The
+/// command line only lets through speeds in [`crate::value_parsers::speed`]'s range; any other
+/// value plays at the recorded pace rather than freezing or panicking.
 pub async fn play(lines: Vec<RecordLine>, speed: f64, tx: UnboundedSender<Feed>) {
-    let speed = if speed.is_finite() && speed > 0.0 {
-        speed
-    } else {
-        1.0
-    };
+    let speed = crate::value_parsers::speed(&speed.to_string()).unwrap_or(1.0);
     let start = tokio::time::Instant::now();
     for l in lines {
-        let at = start + Duration::from_secs_f64((l.t / speed).max(0.0));
+        let at = start + at_time(l.t, speed);
         tokio::time::sleep_until(at).await;
         if let Some(f) = l.feed() {
             if tx.send(f).is_err() {
@@ -51,4 +49,30 @@ pub async fn play(lines: Vec<RecordLine>, speed: f64, tx: UnboundedSender<Feed>)
         }
     }
     let _ = tx.send(Feed::ReplayEnd);
+}
+
+/// When a line recorded at `t` seconds is due at `speed`: a damaged or hand-edited time
+/// (negative, NaN, years away) is due at once, or in a day at most, never a panic.
+fn at_time(t: f64, speed: f64) -> Duration {
+    const DAY: f64 = 86_400.0;
+    let secs = t / speed;
+    Duration::from_secs_f64(if secs.is_nan() {
+        0.0
+    } else {
+        secs.clamp(0.0, DAY)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_times_are_scaled_and_bounded() {
+        assert_eq!(at_time(3.0, 2.0), Duration::from_millis(1500));
+        assert_eq!(at_time(-1.0, 1.0), Duration::ZERO);
+        assert_eq!(at_time(f64::NAN, 1.0), Duration::ZERO);
+        assert_eq!(at_time(1e300, 0.01), Duration::from_secs(86_400));
+        assert_eq!(at_time(f64::INFINITY, 1.0), Duration::from_secs(86_400));
+    }
 }

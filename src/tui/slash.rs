@@ -84,10 +84,11 @@ fn budget(arg: &str) -> Slash {
     }
 }
 
-/// The most sparsity the engine takes (its `check_level`): past it quality falls apart.
-pub const MAX_SPARSITY: f32 = 0.9;
+/// The most sparsity the engine takes (its `sparse::level`): past it quality falls apart.
+pub const MAX_SPARSITY: f32 = sparsetop_engine::sparse::level::MAX_LEVEL;
 
-/// `/sparsity [X|off]`, checked here so a typo is answered at once, before reaching the engine.
+/// `/sparsity [X|off]`, read as `--sparsity` reads it, so a typo is answered at once, before
+/// reaching the engine.
 fn sparsity(arg: &str) -> Slash {
     if arg.is_empty() {
         return Slash::Sparsity(None);
@@ -95,12 +96,11 @@ fn sparsity(arg: &str) -> Slash {
     if arg == "off" {
         return Slash::Sparsity(Some(0.0));
     }
-    match arg.parse::<f32>() {
-        Ok(x) if (0.0..=MAX_SPARSITY).contains(&x) => Slash::Sparsity(Some(x)),
-        Ok(x) if x.is_finite() => Slash::Invalid(format!(
-            "sparsity {x} is out of range: use a value from 0 (dense, exact) to {MAX_SPARSITY}"
+    match crate::value_parsers::sparsity(arg) {
+        Ok(x) => Slash::Sparsity(Some(x)),
+        Err(e) => Slash::Invalid(format!(
+            "{e} (usage: /sparsity X, X from 0 (dense, exact) to {MAX_SPARSITY})"
         )),
-        _ => Slash::Invalid("usage: /sparsity X, X from 0 (dense, exact) to 0.9".into()),
     }
 }
 
@@ -159,7 +159,7 @@ mod tests {
         }
         for bad in ["/sparsity half", "/sparsity NaN", "/sparsity inf"] {
             assert!(
-                matches!(parse(bad), Some(Slash::Invalid(m)) if m.starts_with("usage")),
+                matches!(parse(bad), Some(Slash::Invalid(m)) if m.contains("not a number") && m.contains("usage: /sparsity X")),
                 "{bad}"
             );
         }
