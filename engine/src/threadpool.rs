@@ -392,7 +392,8 @@ mod tests {
     #[test]
     fn a_thread_that_cannot_start_is_an_error_and_leaks_no_worker() {
         const CHILD: &str = "SPARSETOP_POOL_SPAWN_FAILURE_CHILD";
-        const NAME: &str = "threadpool::tests::a_thread_that_cannot_start_is_an_error_and_leaks_no_worker";
+        const NAME: &str =
+            "threadpool::tests::a_thread_that_cannot_start_is_an_error_and_leaks_no_worker";
         if std::env::var_os(CHILD).is_none() {
             let out = std::process::Command::new(std::env::current_exe().unwrap())
                 .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
@@ -428,10 +429,19 @@ mod tests {
             rlim_max: libc::RLIM_INFINITY,
         };
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &unlimited) }, 0);
-        let e = r.err().expect("a pool without room for its stacks must fail");
+        let e = r
+            .err()
+            .expect("a pool without room for its stacks must fail");
         println!("spawn failure reported: {e}");
-        assert!(e.to_string().contains("would not start worker thread"), "{e}");
-        assert_eq!(thread_count(), before, "workers of the failed pool are left running");
+        assert!(
+            e.to_string().contains("would not start worker thread"),
+            "{e}"
+        );
+        assert_eq!(
+            thread_count(),
+            before,
+            "workers of the failed pool are left running"
+        );
     }
 
     #[test]

@@ -69,10 +69,7 @@ fn a_padded_embedding_with_a_matching_vocab_size_is_refused() {
     refused(
         &Edits {
             set: vec![("llama.vocab_size".into(), Value::U32(456))],
-            extra_rows: vec![
-                ("token_embd.weight".into(), 8),
-                ("output.weight".into(), 8),
-            ],
+            extra_rows: vec![("token_embd.weight".into(), 8), ("output.weight".into(), 8)],
             ..Default::default()
         },
         &["448 tokens", "vocab_size is 456"],
@@ -132,10 +129,7 @@ fn padding_the_tokenizer_too_makes_the_model_whole_again() {
             vec![("llama.vocab_size".into(), Value::U32(456))],
         ]
         .concat(),
-        extra_rows: vec![
-            ("token_embd.weight".into(), 8),
-            ("output.weight".into(), 8),
-        ],
+        extra_rows: vec![("token_embd.weight".into(), 8), ("output.weight".into(), 8)],
         ..Default::default()
     })
     .expect("agreeing sizes load");

@@ -775,4 +775,3 @@ fn prefetch_lines<const KEEP: bool>(bytes: &[u8]) {
         line += 64;
     }
 }
-

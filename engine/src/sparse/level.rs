@@ -28,9 +28,20 @@ mod tests {
         for ok in [0.0, 0.05, 0.5, MAX_LEVEL] {
             assert!(check_level(ok).is_ok(), "{ok}");
         }
-        for bad in [-0.1, 0.91, 1.0, 1.5, f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for bad in [
+            -0.1,
+            0.91,
+            1.0,
+            1.5,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ] {
             let e = check_level(bad).unwrap_err().to_string();
-            assert!(e.contains("out of range") && e.contains("0.9"), "{bad}: {e}");
+            assert!(
+                e.contains("out of range") && e.contains("0.9"),
+                "{bad}: {e}"
+            );
         }
     }
 }

@@ -38,7 +38,11 @@ pub fn rewrite(src: &GgufFile, edits: &Edits) -> Vec<u8> {
     }
     for t in &src.tensors {
         let mut dims = t.dims.clone();
-        let mut data = src.tensor(&t.name).expect("tensor of the file").data.to_vec();
+        let mut data = src
+            .tensor(&t.name)
+            .expect("tensor of the file")
+            .data
+            .to_vec();
         if let Some((_, n)) = edits.extra_rows.iter().find(|(name, _)| *name == t.name) {
             assert!(dims.len() >= 2, "{} is not a matrix", t.name);
             dims[1] += n;

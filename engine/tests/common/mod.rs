@@ -1,3 +1,3 @@
 pub mod gguf_builder;
-pub mod rng;
 pub mod gguf_rewrite;
+pub mod rng;
