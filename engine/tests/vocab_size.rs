@@ -26,7 +26,7 @@ fn load(edits: &Edits) -> Result<std::sync::Arc<Model>, String> {
 }
 
 fn refused(edits: &Edits, must_name: &[&str]) {
-    let e = load(edits).err().expect("the model must be refused");
+    let e = load(edits).expect_err("the model must be refused");
     for s in must_name {
         assert!(e.contains(s), "the error should name {s:?}: {e}");
     }
