@@ -1,10 +1,14 @@
 //! sparsetop: chat with a language model on your CPU while live panels show what the inference
 //! engine is doing.
 
+// `println!`/`eprintln!` panic when the write fails: write through `output` instead.
+#![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
+
+#[macro_use]
+mod output;
 mod cli;
 mod commands;
 mod model_path;
-mod output;
 mod tui;
 
 use clap::Parser;
@@ -30,7 +34,7 @@ fn main() -> ExitCode {
         Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // `{:#}` prints the cause chain on one line; user errors never show a backtrace.
-            eprintln!("sparsetop: error: {e:#}");
+            diag!("sparsetop: error: {e:#}");
             ExitCode::FAILURE
         }
     }

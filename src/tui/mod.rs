@@ -90,7 +90,7 @@ pub fn chat(a: &ChatArgs) -> anyhow::Result<()> {
     if let Some(b) = a.engine.budget.mem_budget {
         let mut bar = commands::convert::progress_bar("writing the neuron bundle");
         common::set_budget_with(&mut session, Some(b), &mut |p| match p {
-            commands::calibrate::Progress::Note(s) => eprintln!("{s}"),
+            commands::calibrate::Progress::Note(s) => diag!("{s}"),
             commands::calibrate::Progress::Detail(_) => {}
             commands::calibrate::Progress::Stage { done, total, .. } => bar(done, total),
         })?;
