@@ -33,6 +33,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(t) = e.downcast_ref::<tui::signals::Terminated>() {
+                // The UI gave the terminal back, stopped the engine and flushed its recording:
+                // now end as the signal would have.
+                tui::signals::exit_as_killed(t.0);
+            }
             // `{:#}` prints the cause chain on one line; user errors never show a backtrace.
             diag!("sparsetop: error: {e:#}");
             ExitCode::FAILURE
