@@ -252,6 +252,17 @@ mod tests {
     }
 
     #[test]
+    fn ctrl_z_suspends_from_anywhere() {
+        let z = k(KeyCode::Char('z'), KeyModifiers::CONTROL);
+        for f in [Focus::Input, Focus::Chat, Focus::Panels] {
+            for help in [false, true] {
+                assert_eq!(map(z, f, help, false), Some(Action::Suspend));
+            }
+        }
+        assert!(HELP.iter().any(|(key, _)| *key == "Ctrl+Z"));
+    }
+
+    #[test]
     fn brackets_and_plus_minus_step_unless_typing() {
         let none = KeyModifiers::NONE;
         for (c, a) in [

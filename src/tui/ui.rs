@@ -98,9 +98,9 @@ fn draw_hints(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
         };
         let keys = match app.focus {
             Focus::Input => format!(
-                " Enter send · {newline} newline · Ctrl+C stop/quit · Tab focus · Alt+? help"
+                " Enter send · {newline} newline · Ctrl+C stop/quit · Tab focus · Alt+? help · Ctrl+Z suspend"
             ),
-            _ => " ? help · p pause · t theme · [/] sparsity · +/- budget · q quit · Esc → input"
+            _ => " ? help · p pause · t theme · [/] sparsity · +/- budget · q quit · Esc → input · Ctrl+Z suspend"
                 .to_string(),
         };
         Line::styled(keys, app.theme.dim())
