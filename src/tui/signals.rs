@@ -27,7 +27,10 @@ pub enum Asked {
 /// The signal streams the event loop listens to. Created before the terminal is taken (inside
 /// the runtime), so a signal arriving while it is being set up is not lost.
 pub struct Signals {
-    exits: Vec<(i32, Signal)>,
+    int: Signal,
+    quit: Signal,
+    term: Signal,
+    hup: Signal,
     tstp: Signal,
     cont: Signal,
 }
@@ -35,26 +38,24 @@ pub struct Signals {
 impl Signals {
     /// Installs the handlers. Must be called within a tokio runtime.
     pub fn new() -> std::io::Result<Signals> {
-        let mut exits = Vec::new();
-        for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
-            exits.push((sig, signal(SignalKind::from_raw(sig))?));
-        }
+        let on = |sig| signal(SignalKind::from_raw(sig));
         Ok(Signals {
-            exits,
-            tstp: signal(SignalKind::from_raw(libc::SIGTSTP))?,
-            cont: signal(SignalKind::from_raw(libc::SIGCONT))?,
+            int: on(libc::SIGINT)?,
+            quit: on(libc::SIGQUIT)?,
+            term: on(libc::SIGTERM)?,
+            hup: on(libc::SIGHUP)?,
+            tstp: on(libc::SIGTSTP)?,
+            cont: on(libc::SIGCONT)?,
         })
     }
 
     /// Waits for the next signal.
     pub async fn recv(&mut self) -> Asked {
-        let exits = futures_util::future::select_all(
-            self.exits
-                .iter_mut()
-                .map(|(sig, s)| Box::pin(async move { (*sig, s.recv().await) })),
-        );
         tokio::select! {
-            ((sig, _), _, _) = exits => Asked::Exit(sig),
+            _ = self.int.recv() => Asked::Exit(libc::SIGINT),
+            _ = self.quit.recv() => Asked::Exit(libc::SIGQUIT),
+            _ = self.term.recv() => Asked::Exit(libc::SIGTERM),
+            _ = self.hup.recv() => Asked::Exit(libc::SIGHUP),
             _ = self.tstp.recv() => Asked::Suspend,
             _ = self.cont.recv() => Asked::Resume,
         }
