@@ -1,12 +1,12 @@
-//! Writing to stdout and stderr without ever panicking. `println!` and `diag!` panic when the
+//! Writing to stdout and stderr without ever panicking. `println!` and `eprintln!` panic when the
 //! write fails ("failed printing to stderr" with `2>/dev/full`, exit 101, even after a successful
 //! run), so the crate forbids them (`clippy::print_stdout`/`print_stderr` in `main.rs`) and writes
 //! through here instead:
 //!
-//! - stdout is the data path: [`stream`] and [`outln!`](crate::outln) return the error, so a
+//! - stdout is the data path: [`stream`] and `outln!` return the error, so a
 //!   command whose output cannot be written fails with the normal exit code (1), except a closed
 //!   pipe (`sparsetop run ... | head`), which is a normal way to stop (see [`is_broken_pipe`]).
-//! - stderr carries diagnostics: [`diag!`](crate::diag) is best effort. A progress line that cannot
+//! - stderr carries diagnostics: `diag!` is best effort. A progress line that cannot
 //!   be shown is no reason to fail a run, and there is nowhere else to report it.
 
 use std::io::Write;
@@ -33,8 +33,7 @@ pub fn diag_raw(s: &str) {
     let _ = err.flush();
 }
 
-/// `diag!` that cannot panic: a diagnostic line on stderr, best effort.
-
+/// `eprintln!` that cannot panic: a diagnostic line on stderr, best effort.
 macro_rules! diag {
     () => {
         $crate::output::diag_raw("\n")
@@ -45,7 +44,6 @@ macro_rules! diag {
 }
 
 /// `println!` that cannot panic: a line on stdout, as an `anyhow::Result` to propagate.
-
 macro_rules! outln {
     ($($arg:tt)*) => {
         $crate::output::stream(&format!("{}\n", format_args!($($arg)*)))
