@@ -1,10 +1,14 @@
 //! sparsetop: chat with a language model on your CPU while live panels show what the inference
 //! engine is doing.
 
+// `println!`/`eprintln!` panic when the write fails: write through `output` instead.
+#![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
+
+#[macro_use]
+mod output;
 mod cli;
 mod commands;
 mod model_path;
-mod output;
 mod tui;
 mod value_parsers;
 
@@ -30,8 +34,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(t) = e.downcast_ref::<tui::signals::Terminated>() {
+                // The UI gave the terminal back, stopped the engine and flushed its recording:
+                // now end as the signal would have.
+                tui::signals::exit_as_killed(t.0);
+            }
             // `{:#}` prints the cause chain on one line; user errors never show a backtrace.
-            eprintln!("sparsetop: error: {e:#}");
+            diag!("sparsetop: error: {e:#}");
             ExitCode::FAILURE
         }
     }

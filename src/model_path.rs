@@ -13,7 +13,7 @@ pub fn resolve(model: Option<&Path>) -> anyhow::Result<PathBuf> {
             }
             Ok(p.to_path_buf())
         }
-        None => sparsetop_engine::fetch::ensure_default_model(&mut |m| eprintln!("{m}")).context(
+        None => sparsetop_engine::fetch::ensure_default_model(&mut |m| diag!("{m}")).context(
             "could not obtain the default model (pass -m PATH to use a GGUF file you have)",
         ),
     }

@@ -2,6 +2,10 @@
 //!
 //! No UI here: the app drives the engine and reads its telemetry events.
 
+// The engine reports through return values and telemetry, not the terminal; the rare warning it
+// writes must not panic when stderr is unwritable (`eprintln!` does), so print macros are out.
+#![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
+
 pub mod chat;
 pub mod conversation;
 pub mod error;

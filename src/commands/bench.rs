@@ -200,7 +200,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             for _ in 0..a.repetitions {
                 row.tok_s.push(time_pp(&mut session, &pp)?);
             }
-            eprintln!("  t={threads} {}: {:.1} tok/s", row.test, row.mean());
+            diag!("  t={threads} {}: {:.1} tok/s", row.test, row.mean());
             rows.push(row);
         }
         if a.n_gen > 0 {
@@ -241,9 +241,9 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             if let (Some(b), Some(after)) = (before, OffloadCounts::of(&session)) {
                 row.offload = Some(after.since(&b, (a.n_gen * a.repetitions) as u64, &session));
             }
-            eprintln!("  t={threads} {}: {:.1} tok/s", row.test, row.mean());
+            diag!("  t={threads} {}: {:.1} tok/s", row.test, row.mean());
             if let Some((_, median)) = row.ratios() {
-                eprintln!(
+                diag!(
                     "  t={threads} {} vs dense: {median:.3}x (median of pairs)",
                     row.test
                 );

@@ -30,8 +30,7 @@ pub fn run(a: &CalibrateArgs) -> anyhow::Result<()> {
         a.rank,
         a.threads,
     )?;
-    println!("{}", out.display());
-    Ok(())
+    outln!("{}", out.display())
 }
 
 /// What calibration tells as it goes. The command line prints it on stderr; the TUI, whose
@@ -53,7 +52,7 @@ pub enum Progress<'a> {
 pub fn print_progress() -> impl FnMut(Progress) {
     let mut bar = super::progress::StderrBar::default();
     move |p| match p {
-        Progress::Note(s) | Progress::Detail(s) => eprintln!("{s}"),
+        Progress::Note(s) | Progress::Detail(s) => diag!("{s}"),
         Progress::Stage { stage, done, total } => bar.draw(stage, done, total, ""),
     }
 }

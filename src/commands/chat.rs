@@ -7,7 +7,7 @@ use crate::output;
 use sparsetop_engine::conversation::Conversation;
 use sparsetop_engine::generate::generate;
 use sparsetop_engine::sampler::Sampler;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::sync::atomic::AtomicBool;
 
 pub fn run(a: &ChatArgs) -> anyhow::Result<()> {
@@ -23,7 +23,7 @@ pub fn run(a: &ChatArgs) -> anyhow::Result<()> {
     // Keep a quarter of the context (at most 1024 tokens) free for each answer.
     let reserve = (n_ctx / 4).min(1024);
     let interactive = std::io::stdin().is_terminal();
-    eprintln!(
+    diag!(
         "sparsetop chat: {} ({} layers, context {n_ctx}). Type a message and press Enter; /clear starts over, /exit or Ctrl+D quits.",
         if model.config.name.is_empty() { "model" } else { &model.config.name },
         model.config.n_layer
@@ -33,8 +33,7 @@ pub fn run(a: &ChatArgs) -> anyhow::Result<()> {
     let stop = AtomicBool::new(false);
     loop {
         if interactive {
-            eprint!("> ");
-            std::io::stderr().flush()?;
+            crate::output::diag_raw("> ");
         }
         let Some(line) = lines.next() else { break };
         let line = line?;
@@ -46,7 +45,7 @@ pub fn run(a: &ChatArgs) -> anyhow::Result<()> {
                 conv.messages.clear();
                 session.clear();
                 sampler.reset();
-                eprintln!("(conversation cleared)");
+                diag!("(conversation cleared)");
                 continue;
             }
             _ => {}
@@ -56,12 +55,12 @@ pub fn run(a: &ChatArgs) -> anyhow::Result<()> {
             Ok(p) => p,
             Err(e) => {
                 conv.messages.pop();
-                eprintln!("sparsetop: {e}");
+                diag!("sparsetop: {e}");
                 continue;
             }
         };
         if prompt.dropped > 0 {
-            eprintln!(
+            diag!(
                 "(context full: dropped the {} oldest messages)",
                 prompt.dropped
             );
@@ -78,7 +77,7 @@ pub fn run(a: &ChatArgs) -> anyhow::Result<()> {
             },
         )?;
         output::stream("\n")?;
-        eprintln!(
+        diag!(
             "({} tokens, {:.1} tok/s)",
             gen.generated_ids.len(),
             gen.gen_tok_s()

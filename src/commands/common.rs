@@ -117,12 +117,12 @@ pub fn apply_budget(session: &mut Session, budget: &crate::cli::BudgetArgs) -> a
     let mut bar = super::convert::progress_bar("writing the neuron bundle");
     set_budget_with(session, Some(b), &mut |p| match p {
         super::calibrate::Progress::Note(s) | super::calibrate::Progress::Detail(s) => {
-            eprintln!("{s}")
+            diag!("{s}")
         }
         super::calibrate::Progress::Stage { done, total, .. } => bar(done, total),
     })?;
     for line in describe_budget(session) {
-        eprintln!("{line}");
+        diag!("{line}");
     }
     Ok(())
 }

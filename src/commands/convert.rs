@@ -33,10 +33,10 @@ pub fn run(a: &ConvertArgs) -> anyhow::Result<()> {
             let t0 = Instant::now();
             match bundle::verify_file(&info, &mut progress_bar("verifying the existing bundle")) {
                 Ok(()) => {
-                    report(&info, "up to date, checked", t0);
+                    report(&info, "up to date, checked", t0)?;
                     return Ok(());
                 }
-                Err(e) => eprintln!("{e}: rebuilding it"),
+                Err(e) => diag!("{e}: rebuilding it"),
             }
         }
     }
@@ -47,15 +47,14 @@ pub fn run(a: &ConvertArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let info = bundle::write_bundle(&dest, &model, &profile, &mut progress_bar("writing"))
         .with_context(|| format!("cannot write the neuron bundle to {}", dest.display()))?;
-    report(&info, "written", t0);
-    Ok(())
+    report(&info, "written", t0)
 }
 
 /// Prints the bundle's path, then its size and shape, on stdout.
-fn report(info: &BundleInfo, what: &str, t0: Instant) {
+fn report(info: &BundleInfo, what: &str, t0: Instant) -> anyhow::Result<()> {
     let l = &info.layout;
-    println!("{}", info.path.display());
-    println!(
+    outln!("{}", info.path.display())?;
+    outln!(
         "  {:.1} MiB: {} × {} neurons, records of {} bytes (gate {} {} + up {} {} + down {} Q8_0), {} per {}-byte cluster",
         l.file_bytes() as f64 / (1 << 20) as f64,
         l.n_layer,
@@ -68,8 +67,8 @@ fn report(info: &BundleInfo, what: &str, t0: Instant) {
         l.down_bytes,
         l.per_cluster,
         l.cluster_bytes,
-    );
-    println!("  {what} in {:.2} s", t0.elapsed().as_secs_f64());
+    )?;
+    outln!("  {what} in {:.2} s", t0.elapsed().as_secs_f64())
 }
 
 /// A progress bar on stderr for `(done, total)` callbacks, redrawn only when it changes.

@@ -5,7 +5,6 @@ use super::ffn_report::FfnReport;
 use crate::cli::PerplexityArgs;
 use crate::output;
 use anyhow::Context;
-use std::io::Write;
 
 pub fn run(a: &PerplexityArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&a.file)
@@ -19,7 +18,7 @@ pub fn run(a: &PerplexityArgs) -> anyhow::Result<()> {
     } else {
         a.engine.ctx_size
     };
-    eprintln!(
+    diag!(
         "perplexity: {} tokens, {} chunks of {n_ctx}, precision {:?}",
         tokens.len(),
         tokens.len() / n_ctx,
@@ -28,7 +27,7 @@ pub fn run(a: &PerplexityArgs) -> anyhow::Result<()> {
     let sp = &a.engine.sparsity;
     let sparsity = if sp.sparsity > 0.0 || sp.predictor {
         let profile = common::load_profile(&model, &path, sp.profile.as_deref(), a.engine.threads)?;
-        eprintln!(
+        diag!(
             "sparse FFN at every position: sparsity {}, predictor {}",
             sp.sparsity,
             if sp.predictor { "on" } else { "off" }
@@ -53,18 +52,17 @@ pub fn run(a: &PerplexityArgs) -> anyhow::Result<()> {
         sparsity,
         a.engine.budget.mem_budget,
         |i, _n, ppl| {
-            eprint!("[{i}]{ppl:.4},");
-            let _ = std::io::stderr().flush();
+            crate::output::diag_raw(&format!("[{i}]{ppl:.4},"));
         },
     )?;
-    eprintln!();
-    eprintln!(
+    diag!();
+    diag!(
         "{} tokens scored in {:.1} s",
         r.scored_tokens,
         t0.elapsed().as_secs_f64()
     );
     let ffn = FfnReport::from_stats(&model, r.sparse.as_ref());
-    eprintln!("FFN: {}", ffn.line());
+    diag!("FFN: {}", ffn.line());
     if a.json {
         let obj = serde_json::json!({"ppl": r.ppl, "chunks": r.chunks, "n_ctx": r.n_ctx, "ffn": ffn.json()});
         output::stream(&format!("{obj}\n"))

@@ -1,8 +1,6 @@
 //! A progress bar on stderr, redrawn in place and only when it changes (calibration stages,
 //! bundle writing).
 
-use std::io::Write;
-
 /// The last line drawn, so an unchanged bar is not redrawn.
 #[derive(Default)]
 pub struct StderrBar {
@@ -20,10 +18,9 @@ impl StderrBar {
             ".".repeat(width - filled)
         );
         if line != self.last {
-            eprint!("{line}");
-            let _ = std::io::stderr().flush();
+            crate::output::diag_raw(&line);
             if done == total {
-                eprintln!();
+                diag!();
             }
             self.last = line;
         }

@@ -73,7 +73,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         output::stream(&format!("{obj}\n"))?;
     } else {
         output::stream("\n")?;
-        eprintln!(
+        diag!(
             "prompt: {} tokens, {:.1} tok/s | generated: {} tokens, {:.1} tok/s | stop: {}",
             gen.prompt_ids.len(),
             gen.prompt_tok_s(),

@@ -64,6 +64,8 @@ pub enum Effect {
     Sparsity(SparsityConfig),
     /// Set (bytes) or lift (`None`) the memory budget.
     Budget(Option<u64>),
+    /// Give the terminal back and stop, as Ctrl+Z does in other full-screen programs.
+    Suspend,
     Quit,
 }
 
@@ -396,6 +398,7 @@ impl App {
                 }
             }
             Action::Quit => fx.push(Effect::Quit),
+            Action::Suspend => fx.push(Effect::Suspend),
             Action::CloseOverlay => {
                 if self.help {
                     self.help = false;

@@ -2,6 +2,7 @@
 //! in view unless the person scrolled back.
 
 use super::app::{App, Focus, Role};
+use super::safe_text;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -65,7 +66,9 @@ fn lines(app: &App, width: usize) -> Vec<Line<'static>> {
         };
         let style = role_style(app, m.role);
         let indent = prefix.chars().count();
-        for (j, l) in wrap(text, width.saturating_sub(indent))
+        // TABs and control characters (pasted, or in an answer) made safe to draw first.
+        let text = safe_text::display(text);
+        for (j, l) in wrap(&text, width.saturating_sub(indent))
             .into_iter()
             .enumerate()
         {

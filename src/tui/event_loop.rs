@@ -1,5 +1,5 @@
 //! The event loop: one `tokio::select!` over terminal input, the chat/replay feed, the tick (host
-//! sampling and telemetry) and SIGTERM/SIGHUP. The screen is redrawn only when something changed,
+//! sampling and telemetry) and signals ([`super::signals`]). The screen is redrawn only when something changed,
 //! and at most `fps` times a second, so a fast stream of tokens costs a bounded amount of drawing.
 
 use super::app::{App, Effect};
@@ -7,7 +7,8 @@ use super::engine_worker::{Request, Worker};
 use super::feed::{ChatEvent, Feed};
 use super::host::HostSampler;
 use super::record::Recorder;
-use super::terminal::Tui;
+use super::signals::{Asked, Signals, Terminated};
+use super::terminal::{self, Tui};
 use super::ui;
 use crossterm::event::{Event as TermEvent, EventStream};
 use futures_util::StreamExt;
@@ -15,7 +16,6 @@ use sparsetop_engine::telemetry::Event;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Where the app's data comes from: the live engine, or a replay.
@@ -33,21 +33,22 @@ pub struct Rates {
     pub tick: Duration,
 }
 
+/// Runs the UI until it quits (`Ok`), fails, or a signal ends it (a [`Terminated`] error, after
+/// the terminal is restored, the engine stopped and the recording flushed).
 pub async fn run(
     tui: &mut Tui,
     app: &mut App,
     mut src: Sources,
+    mut signals: Signals,
     rates: Rates,
 ) -> anyhow::Result<()> {
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(rates.tick.max(Duration::from_millis(20)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let frame = Duration::from_secs_f64(1.0 / rates.fps.clamp(1, 240) as f64);
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
     let mut dirty = true;
     let mut last_draw = Instant::now() - frame;
-    let result = loop {
+    let result: anyhow::Result<()> = loop {
         if drain_telemetry(app, &mut src)? {
             dirty = true;
         }
@@ -64,7 +65,9 @@ pub async fn run(
             ev = events.next() => match ev {
                 Some(Ok(ev)) => {
                     dirty = true;
-                    on_terminal_event(app, &mut src, ev)?;
+                    if on_terminal_event(app, &mut src, ev)? {
+                        tui.suspend()?;
+                    }
                 }
                 Some(Err(e)) => break Err(e.into()),
                 None => break Ok(()),
@@ -95,12 +98,34 @@ pub async fn run(
                 }
             }
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
-            _ = sigterm.recv() => break Ok(()),
-            _ = sighup.recv() => break Ok(()),
+            asked = signals.recv() => match asked {
+                Asked::Exit(sig) => break Err(Terminated(sig).into()),
+                Asked::Suspend => {
+                    tui.suspend()?;
+                    dirty = true;
+                }
+                Asked::Resume => {
+                    tui.resume()?;
+                    dirty = true;
+                }
+            },
         }
     };
-    // Stop the engine before the terminal is handed back.
+    if result
+        .as_ref()
+        .is_err_and(|e| e.downcast_ref::<Terminated>().is_some())
+    {
+        // Sent from outside: the terminal first, whatever the engine is busy with.
+        terminal::restore();
+    }
+    // Stop the engine (it stops after the current token) before the terminal is handed back.
     drop(src.worker.take());
+    if let Some(mut r) = src.recorder.take() {
+        let flushed = r.flush();
+        if result.is_ok() {
+            flushed?;
+        }
+    }
     result
 }
 
@@ -121,7 +146,9 @@ fn drain_telemetry(app: &mut App, src: &mut Sources) -> anyhow::Result<bool> {
     Ok(any)
 }
 
-fn on_terminal_event(app: &mut App, src: &mut Sources, ev: TermEvent) -> anyhow::Result<()> {
+/// Applies a terminal event; true when it asks to suspend (Ctrl+Z), which needs the terminal.
+fn on_terminal_event(app: &mut App, src: &mut Sources, ev: TermEvent) -> anyhow::Result<bool> {
+    let mut suspend = false;
     let effects = match ev {
         TermEvent::Key(k) => app.on_key(k),
         TermEvent::Mouse(m) => {
@@ -140,6 +167,10 @@ fn on_terminal_event(app: &mut App, src: &mut Sources, ev: TermEvent) -> anyhow:
         let (req, chat) = match fx {
             Effect::Quit => {
                 app.should_quit = true;
+                continue;
+            }
+            Effect::Suspend => {
+                suspend = true;
                 continue;
             }
             Effect::Stop => {
@@ -164,5 +195,5 @@ fn on_terminal_event(app: &mut App, src: &mut Sources, ev: TermEvent) -> anyhow:
             w.request(req);
         }
     }
-    Ok(())
+    Ok(suspend)
 }

@@ -1,7 +1,18 @@
 //! The message editor: a multi-line text buffer with a cursor. Enter is handled by the key map
 //! (it sends); this only edits.
+//!
+//! The text keeps what was typed or pasted, TABs included (they reach the model as they are);
+//! what is drawn and where the cursor goes are in display columns of [`safe_text::display`], so a
+//! TAB or a control character never puts the cursor anywhere but after what it shows as.
 
+use super::safe_text;
+use std::borrow::Cow;
 use unicode_width::UnicodeWidthStr;
+
+/// Display columns of `line_prefix` (the text from a line's start), as drawn.
+fn columns(line_prefix: &str) -> usize {
+    safe_text::display(line_prefix).width()
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Input {
@@ -61,11 +72,12 @@ impl Input {
             .map_or(self.text.len(), |i| self.cursor + i);
     }
 
-    /// Moves to the previous (`-1`) or next (`1`) line, keeping the column where possible.
-    /// Returns false when there is no such line.
+    /// Moves to the previous (`-1`) or next (`1`) line, keeping the display column where
+    /// possible (the nearest character boundary at or before it). Returns false when there is no
+    /// such line.
     pub fn vertical(&mut self, dir: i32) -> bool {
         let start = self.text[..self.cursor].rfind('\n').map_or(0, |i| i + 1);
-        let col = self.text[start..self.cursor].chars().count();
+        let col = columns(&self.text[start..self.cursor]);
         let target_start = if dir < 0 {
             if start == 0 {
                 return false;
@@ -81,7 +93,12 @@ impl Input {
             .find('\n')
             .unwrap_or(self.text.len() - target_start);
         let line = &self.text[target_start..target_start + line_len];
-        let off: usize = line.chars().take(col).map(char::len_utf8).sum();
+        let off = line
+            .char_indices()
+            .map(|(i, c)| i + c.len_utf8())
+            .take_while(|&end| columns(&line[..end]) <= col)
+            .last()
+            .unwrap_or(0);
         self.cursor = target_start + off;
         true
     }
@@ -92,12 +109,13 @@ impl Input {
         std::mem::take(&mut self.text)
     }
 
-    /// Lines of text and the cursor's (line, display column).
-    pub fn lines_and_cursor(&self) -> (Vec<&str>, usize, usize) {
-        let lines: Vec<&str> = self.text.split('\n').collect();
+    /// Lines as drawn (TABs expanded, control characters as pictures) and the cursor's (line,
+    /// display column) in them.
+    pub fn lines_and_cursor(&self) -> (Vec<Cow<'_, str>>, usize, usize) {
+        let lines = self.text.split('\n').map(safe_text::display).collect();
         let before = &self.text[..self.cursor];
         let row = before.matches('\n').count();
-        let col = before[before.rfind('\n').map_or(0, |i| i + 1)..].width();
+        let col = columns(&before[before.rfind('\n').map_or(0, |i| i + 1)..]);
         (lines, row, col)
     }
 }
@@ -126,5 +144,41 @@ mod tests {
         assert!(i.vertical(1));
         assert_eq!(i.take(), "hélXl\nab");
         assert!(i.text().is_empty());
+    }
+
+    #[test]
+    fn a_tab_is_kept_in_the_text_and_the_cursor_follows_its_expansion() {
+        let mut i = Input::default();
+        i.insert_str("a\tb");
+        let (lines, row, col) = i.lines_and_cursor();
+        assert_eq!(lines, vec!["a   b"]);
+        assert_eq!((row, col), (0, 5));
+        i.left();
+        assert_eq!(
+            i.lines_and_cursor().2,
+            4,
+            "before b: after the tab's spaces"
+        );
+        i.left();
+        assert_eq!(i.lines_and_cursor().2, 1, "before the tab: after a");
+        assert_eq!(i.text(), "a\tb", "the model gets the TAB itself");
+    }
+
+    #[test]
+    fn control_characters_take_one_column_and_vertical_moves_keep_display_columns() {
+        let mut i = Input::default();
+        i.insert_str("\u{1b}[1m\n\tx");
+        assert_eq!(i.lines_and_cursor().0, vec!["␛[1m", "    x"]);
+        assert_eq!(i.lines_and_cursor().2, 5);
+        // Up from column 5 (after "    x"): the first line is 4 columns, so its end.
+        assert!(i.vertical(-1));
+        assert_eq!(i.lines_and_cursor().2, 4);
+        i.line_start();
+        i.right();
+        // Down from column 1: inside the TAB's expansion, so before the TAB.
+        assert!(i.vertical(1));
+        assert_eq!(i.lines_and_cursor().2, 0);
+        i.right();
+        assert_eq!(i.lines_and_cursor().2, 4);
     }
 }

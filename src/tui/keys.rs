@@ -18,6 +18,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 pub enum Action {
     /// Ctrl+C: stop the answer, or (pressed twice when idle) quit.
     Interrupt,
+    /// Ctrl+Z: back to the shell (`fg` returns), as in other full-screen programs.
+    Suspend,
     Quit,
     CloseOverlay,
     Help,
@@ -58,6 +60,7 @@ pub const HELP: &[(&str, &str)] = &[
         "new line (also Shift+Enter where reported)",
     ),
     ("Ctrl+C", "stop the answer; twice when idle: quit"),
+    ("Ctrl+Z", "suspend to the shell (fg comes back)"),
     ("PgUp / PgDn", "scroll the chat a page"),
     ("Home / End", "top / bottom of the chat"),
     (
@@ -90,6 +93,7 @@ pub fn map(key: KeyEvent, focus: Focus, help_open: bool, input_empty: bool) -> O
     if ctrl {
         return match key.code {
             KeyCode::Char('c') => Some(Interrupt),
+            KeyCode::Char('z') => Some(Suspend),
             KeyCode::Char('j') if !help_open => Some(Newline),
             KeyCode::Char('a') => Some(LineStart),
             KeyCode::Char('e') => Some(LineEnd),
@@ -245,6 +249,17 @@ mod tests {
             map(k(KeyCode::Esc, KeyModifiers::NONE), f, true, true),
             Some(Action::CloseOverlay)
         );
+    }
+
+    #[test]
+    fn ctrl_z_suspends_from_anywhere() {
+        let z = k(KeyCode::Char('z'), KeyModifiers::CONTROL);
+        for f in [Focus::Input, Focus::Chat, Focus::Panels] {
+            for help in [false, true] {
+                assert_eq!(map(z, f, help, false), Some(Action::Suspend));
+            }
+        }
+        assert!(HELP.iter().any(|(key, _)| *key == "Ctrl+Z"));
     }
 
     #[test]

@@ -17,7 +17,9 @@ pub mod metrics;
 pub mod panels;
 pub mod record;
 pub mod replay;
+pub mod safe_text;
 pub mod series;
+pub mod signals;
 pub mod slash;
 pub mod terminal;
 pub mod theme;
@@ -90,7 +92,7 @@ pub fn chat(a: &ChatArgs) -> anyhow::Result<()> {
     if let Some(b) = a.engine.budget.mem_budget {
         let mut bar = commands::convert::progress_bar("writing the neuron bundle");
         common::set_budget_with(&mut session, Some(b), &mut |p| match p {
-            commands::calibrate::Progress::Note(s) => eprintln!("{s}"),
+            commands::calibrate::Progress::Note(s) => diag!("{s}"),
             commands::calibrate::Progress::Detail(_) => {}
             commands::calibrate::Progress::Stage { done, total, .. } => bar(done, total),
         })?;
@@ -140,6 +142,11 @@ pub fn chat(a: &ChatArgs) -> anyhow::Result<()> {
         ftx,
     );
     let rt = runtime()?;
+    // Listening before the terminal is taken: from then on a signal restores it.
+    let signals = {
+        let _in_runtime = rt.enter();
+        signals::Signals::new()?
+    };
     let mut tui = terminal::Tui::enter(!a.ui.no_mouse)?;
     app.shift_enter = tui.shift_enter;
     let sources = Sources {
@@ -150,7 +157,13 @@ pub fn chat(a: &ChatArgs) -> anyhow::Result<()> {
         worker: Some(worker),
         recorder,
     };
-    let r = rt.block_on(event_loop::run(&mut tui, &mut app, sources, rates(&a.ui)));
+    let r = rt.block_on(event_loop::run(
+        &mut tui,
+        &mut app,
+        sources,
+        signals,
+        rates(&a.ui),
+    ));
     drop(tui);
     r
 }
@@ -180,6 +193,11 @@ pub fn replay(a: &ReplayArgs) -> anyhow::Result<()> {
     );
     let (ftx, frx) = tokio::sync::mpsc::unbounded_channel();
     let rt = runtime()?;
+    // Listening before the terminal is taken: from then on a signal restores it.
+    let signals = {
+        let _in_runtime = rt.enter();
+        signals::Signals::new()?
+    };
     let mut tui = terminal::Tui::enter(!a.ui.no_mouse)?;
     app.shift_enter = tui.shift_enter;
     rt.spawn(replay::play(lines, a.speed, ftx));
@@ -191,7 +209,13 @@ pub fn replay(a: &ReplayArgs) -> anyhow::Result<()> {
         worker: None,
         recorder: None,
     };
-    let r = rt.block_on(event_loop::run(&mut tui, &mut app, sources, rates(&a.ui)));
+    let r = rt.block_on(event_loop::run(
+        &mut tui,
+        &mut app,
+        sources,
+        signals,
+        rates(&a.ui),
+    ));
     drop(tui);
     r
 }

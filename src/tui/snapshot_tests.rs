@@ -1081,3 +1081,45 @@ fn budget_app_no_color() {
         insta::assert_snapshot!(format!("budget_app_{w}x{h}"), text(t.backend().buffer()));
     }
 }
+
+/// TABs, escape sequences and other control characters in every kind of text the app draws (the
+/// person's message, the answer, a notice, an error, the model name, the input box): expanded
+/// or shown as pictures, and the cursor after the input's TAB where it is drawn. Nothing in the
+/// frame is a control character, so nothing can act on the terminal.
+#[test]
+fn control_characters_are_shown_not_obeyed_80x24() {
+    let mut app = App::new(
+        theme("default"),
+        Mode::Live,
+        "evil\tmodel\u{1b}[31m".into(),
+        "greedy\r".into(),
+        4096,
+    );
+    app.apply(Feed::Chat(ChatEvent::User {
+        text: "col\tumns\n\tindented".into(),
+    }));
+    app.apply(Feed::Chat(ChatEvent::Token {
+        text: "a\tb\u{1b}[2J\u{7}c\rd\u{7f}e\u{9b}f".into(),
+    }));
+    app.apply(Feed::Chat(ChatEvent::Error {
+        message: "cannot read /tmp/we\tird\u{1b}]0;title\u{7}.gguf".into(),
+    }));
+    app.on_paste("x\ty\u{1b}z");
+    let mut t = draw(&app, 80, 24);
+    let buf = t.backend().buffer().clone();
+    for cell in buf.content.iter() {
+        assert!(
+            !cell.symbol().chars().any(char::is_control),
+            "a control character reached the frame: {:?}",
+            cell.symbol()
+        );
+    }
+    // The cursor is after what the input shows ("x   y␛z"), inside the box.
+    let pos = t.get_cursor_position().unwrap();
+    let row: String = (0..80)
+        .map(|x| buf[(x, pos.y)].symbol().to_string())
+        .collect();
+    assert!(row.starts_with("│x   y␛z "), "{row}");
+    assert_eq!(pos.x, 1 + 7, "{row}");
+    insta::assert_snapshot!(text(&buf));
+}

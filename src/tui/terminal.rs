@@ -1,6 +1,8 @@
 //! Taking over the terminal and always giving it back: on a normal exit, on an error (the guard's
-//! `Drop`), on a panic (a hook that restores before the panic message prints) and on SIGTERM or
-//! SIGHUP (the event loop exits through the same path). Restoring twice is harmless.
+//! `Drop`), on a panic (a hook that restores before the panic message prints) and on SIGINT,
+//! SIGQUIT, SIGTERM or SIGHUP (the event loop exits through the same path, see
+//! [`super::signals`]). Suspending (SIGTSTP, Ctrl+Z) gives it back and [`Tui::resume`] takes it
+//! again. Restoring twice is harmless.
 
 use crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
@@ -27,6 +29,8 @@ pub struct Tui {
     pub terminal: Terminal<CrosstermBackend<Stdout>>,
     /// The terminal reports Shift+Enter (kitty keyboard protocol).
     pub shift_enter: bool,
+    /// Mouse reporting was asked for (not `--no-mouse`).
+    mouse: bool,
 }
 
 impl Tui {
@@ -61,7 +65,48 @@ impl Tui {
         Ok(Tui {
             terminal,
             shift_enter,
+            mouse,
         })
+    }
+
+    /// Gives the terminal back and stops the process (SIGTSTP, Ctrl+Z); once continued (`fg`),
+    /// takes it again and redraws.
+    pub fn suspend(&mut self) -> std::io::Result<()> {
+        restore();
+        super::signals::stop_self();
+        self.resume()
+    }
+
+    /// Takes the terminal again after a stop, whatever the shell did to it meanwhile, and clears
+    /// ratatui's idea of the screen so the next draw repaints everything. Harmless when the
+    /// terminal is already ours (SIGCONT after [`Tui::suspend`] resumed).
+    pub fn resume(&mut self) -> std::io::Result<()> {
+        // crossterm skips enabling raw mode when it believes it is on; the shell may have put the
+        // terminal back to cooked mode while the process was stopped, so turn it off first.
+        if ACTIVE.load(Ordering::SeqCst) & RAW != 0 {
+            let _ = disable_raw_mode();
+        }
+        enable_raw_mode()?;
+        ACTIVE.fetch_or(RAW, Ordering::SeqCst);
+        let mut out = stdout();
+        execute!(
+            out,
+            EnterAlternateScreen,
+            EnableBracketedPaste,
+            cursor::Hide
+        )?;
+        if self.mouse {
+            execute!(out, EnableMouseCapture)?;
+            ACTIVE.fetch_or(MOUSE, Ordering::SeqCst);
+        }
+        if self.shift_enter && ACTIVE.load(Ordering::SeqCst) & KEYBOARD == 0 {
+            execute!(
+                out,
+                PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES)
+            )?;
+            ACTIVE.fetch_or(KEYBOARD, Ordering::SeqCst);
+        }
+        self.terminal.clear()
     }
 }
 

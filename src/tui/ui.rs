@@ -6,6 +6,7 @@ use super::chat_view;
 use super::keys::HELP;
 use super::layout;
 use super::panels::{text_height, Ctx, Kind};
+use super::safe_text::{self, display};
 use super::slash::COMMANDS;
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;
@@ -44,6 +45,8 @@ pub fn draw(f: &mut Frame, app: &App) {
     if app.help {
         draw_help(app, area, buf);
     }
+    // Whatever control character is left (a label no one thought of) is shown, not obeyed.
+    safe_text::scrub_buffer(f.buffer_mut());
 }
 
 fn draw_input(f: &mut Frame, app: &App, area: Rect) {
@@ -86,7 +89,7 @@ fn draw_hints(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
         return;
     }
     let text = if let Some(flash) = &app.flash {
-        Line::styled(format!(" {flash}"), app.theme.notice())
+        Line::styled(format!(" {}", display(flash)), app.theme.notice())
     } else {
         let newline = if app.shift_enter {
             "Shift+Enter"
@@ -95,9 +98,9 @@ fn draw_hints(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
         };
         let keys = match app.focus {
             Focus::Input => format!(
-                " Enter send · {newline} newline · Ctrl+C stop/quit · Tab focus · Alt+? help"
+                " Enter send · {newline} newline · Ctrl+C stop/quit · Tab focus · Alt+? help · Ctrl+Z suspend"
             ),
-            _ => " ? help · p pause · t theme · [/] sparsity · +/- budget · q quit · Esc → input"
+            _ => " ? help · p pause · t theme · [/] sparsity · +/- budget · q quit · Esc → input · Ctrl+Z suspend"
                 .to_string(),
         };
         Line::styled(keys, app.theme.dim())
@@ -131,7 +134,10 @@ fn draw_status(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
     };
     let mut text = format!(
         " {state} │ {} │ ctx {}/{} │ {} ",
-        app.model, app.ctx_used, app.n_ctx, app.sampler
+        display(&app.model),
+        app.ctx_used,
+        app.n_ctx,
+        display(&app.sampler)
     );
     if app.metrics.dropped > 0 {
         text.push_str(&format!("│ {} samples dropped ", app.metrics.dropped));

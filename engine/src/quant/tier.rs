@@ -6,6 +6,7 @@
 //! the test suite can run every tier's kernels on one machine; naming a tier the CPU lacks falls back
 //! to the best available one, with a warning.
 
+use std::io::Write;
 use std::sync::OnceLock;
 
 /// A set of instructions the kernels may use, ordered from least to most capable per architecture.
@@ -100,7 +101,8 @@ pub fn active_tier() -> Tier {
         let request = std::env::var("SPARSETOP_SIMD").ok();
         let (tier, warning) = choose_tier(request.as_deref(), available_tiers());
         if let Some(w) = warning {
-            eprintln!("sparsetop: {w}");
+            // Best effort: `eprintln!` would panic with stderr unwritable.
+            let _ = writeln!(std::io::stderr(), "sparsetop: {w}");
         }
         tier
     })
