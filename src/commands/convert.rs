@@ -5,12 +5,24 @@ use crate::cli::ConvertArgs;
 use crate::model_path;
 use anyhow::Context;
 use sparsetop_engine::offload::bundle::{self, BundleInfo, BundleLayout};
+use sparsetop_engine::safe_write::{self, Busy};
 use sparsetop_engine::sparse::profile;
 use sparsetop_engine::Model;
+use std::path::Path;
 use std::time::Instant;
 
 pub fn run(a: &ConvertArgs) -> anyhow::Result<()> {
     let path = model_path::resolve(a.model.as_deref())?;
+    // Where the bundle goes, checked before the model is loaded or a profile calibrated: an
+    // output that is the model or the profile, a device or a FIFO, or an unwritable folder is
+    // refused now, with nothing written.
+    let inputs: Vec<&Path> = std::iter::once(path.as_path())
+        .chain(a.profile.as_deref())
+        .collect();
+    let dest = match &a.output {
+        Some(o) => safe_write::check_target(o, &inputs)?,
+        None => bundle::destination(&path)?,
+    };
     let model = Model::load(&path).with_context(|| format!("cannot load {}", path.display()))?;
     // Before the profile, which may mean a calibration: a model that cannot be bundled fails now.
     let layout = BundleLayout::for_model(&model.weights)?;
@@ -40,13 +52,18 @@ pub fn run(a: &ConvertArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let dest = match &a.output {
-        Some(o) => o.clone(),
-        None => bundle::destination(&path)?,
-    };
     let t0 = Instant::now();
-    let info = bundle::write_bundle(&dest, &model, &profile, &mut progress_bar("writing"))
-        .with_context(|| format!("cannot write the neuron bundle to {}", dest.display()))?;
+    // Another `convert` of the same bundle is waited for (and said so): both then succeed, each
+    // writing a whole file of its own.
+    let info = bundle::write_bundle_with(
+        &dest,
+        &model,
+        &profile,
+        &inputs,
+        Busy::Wait(&mut |m| eprintln!("{m}")),
+        &mut progress_bar("writing"),
+    )
+    .with_context(|| format!("cannot write the neuron bundle to {}", dest.display()))?;
     report(&info, "written", t0);
     Ok(())
 }
