@@ -392,3 +392,51 @@ fn unwritable_places_are_refused_before_calibration() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(cache.join("profiles/tiny.gguf.sparsity").is_file());
 }
+
+/// `sparsetop chat ARGS` in a tmux pane (the full-screen UI needs a terminal): its exit code and
+/// what it printed.
+fn chat_in_tmux(dir: &Path, args: &[&str]) -> (i32, String) {
+    let socket = format!("cli_files-{}", std::process::id());
+    let log = dir.join("chat.log");
+    let code = dir.join("chat.code");
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+    let script = format!(
+        "'{BIN}' chat {} 2>'{}'; echo $? >'{}'",
+        quoted.join(" "),
+        log.display(),
+        code.display()
+    );
+    let ok = Command::new("tmux")
+        .args(["-L", &socket, "new-session", "-d", "-x", "100", "-y", "30", &script])
+        .status()
+        .expect("tmux is needed by this test");
+    assert!(ok.success());
+    let t0 = Instant::now();
+    while !code.exists() && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("tmux")
+        .args(["-L", &socket, "kill-server"])
+        .output();
+    let c = std::fs::read_to_string(&code).expect("the chat ended within 60 s");
+    let _ = std::fs::remove_file(&code);
+    (c.trim().parse().unwrap(), std::fs::read_to_string(&log).unwrap())
+}
+
+#[test]
+fn a_recording_never_replaces_an_input_or_a_fifo() {
+    // Checked before the model is loaded: the chat ends at once with the reason.
+    let (d, m, _) = scratch("recording");
+    let original = std::fs::read(&m).unwrap();
+    let (code, err) = chat_in_tmux(&d, &["-m", arg(&m), "--record", arg(&m)]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("is the input"), "{err}");
+    assert_eq!(std::fs::read(&m).unwrap(), original);
+    let fifo = d.join("pipe");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let (code, err) = chat_in_tmux(&d, &["-m", arg(&m), "--record", arg(&fifo)]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("a FIFO (named pipe)"), "{err}");
+    assert_eq!(names(&d), ["cache", "chat.log", "models", "pipe"]);
+    assert_eq!(names(&m.parent().unwrap()), ["tiny.gguf"]);
+}
