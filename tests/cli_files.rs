@@ -98,10 +98,8 @@ fn names(dir: &Path) -> Vec<String> {
 /// Whether this test runs as root (who writes in read-only folders).
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
-    let probe = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "cli_files-uid-{}",
-        std::process::id()
-    ));
+    let probe = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli_files-uid-{}", std::process::id()));
     std::fs::write(&probe, b"").unwrap();
     let uid = std::fs::metadata(&probe).unwrap().uid();
     std::fs::remove_file(&probe).unwrap();
@@ -182,7 +180,15 @@ fn an_output_that_is_an_input_is_refused_before_any_work() {
     let profile = write_profile(&model, 1, &p);
     let out = sparsetop(
         &cache,
-        &["convert", "-m", arg(&m), "--profile", arg(&p), "-o", arg(&p)],
+        &[
+            "convert",
+            "-m",
+            arg(&m),
+            "--profile",
+            arg(&p),
+            "-o",
+            arg(&p),
+        ],
     );
     assert_refused(&out, "is the input");
     assert_eq!(ProfileData::read(&p).unwrap(), profile);
@@ -190,7 +196,15 @@ fn an_output_that_is_an_input_is_refused_before_any_work() {
     std::fs::write(&text, "Some calibration text.").unwrap();
     let out = sparsetop(
         &cache,
-        &["calibrate", "-m", arg(&m), "-f", arg(&text), "-o", arg(&text)],
+        &[
+            "calibrate",
+            "-m",
+            arg(&m),
+            "-f",
+            arg(&text),
+            "-o",
+            arg(&text),
+        ],
     );
     assert_refused(&out, "is the input");
     assert_eq!(
@@ -250,7 +264,13 @@ fn two_converts_at_once_take_turns_and_leave_one_whole_bundle() {
         .map(|p| {
             Command::new(BIN)
                 .args(["convert", "--force", "-m"])
-                .args([model_path.as_path(), Path::new("--profile"), p, Path::new("-o"), &out])
+                .args([
+                    model_path.as_path(),
+                    Path::new("--profile"),
+                    p,
+                    Path::new("-o"),
+                    &out,
+                ])
                 .env("SPARSETOP_CACHE_DIR", &cache)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -346,7 +366,13 @@ fn unwritable_places_are_refused_before_calibration() {
     let t0 = Instant::now();
     let o = sparsetop(
         &cache,
-        &["calibrate", "-m", arg(&common::model_path()), "-o", arg(&cache)],
+        &[
+            "calibrate",
+            "-m",
+            arg(&common::model_path()),
+            "-o",
+            arg(&cache),
+        ],
     );
     assert_refused(&o, "it is a directory");
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
@@ -373,7 +399,19 @@ fn unwritable_places_are_refused_before_calibration() {
     assert_refused(&o, profile_err);
     let o = sparsetop_unprivileged(
         &cache,
-        &["run", "-m", arg(&m), "-t", "2", "--sparsity", "0.5", "-p", "hi", "-n", "1"],
+        &[
+            "run",
+            "-m",
+            arg(&m),
+            "-t",
+            "2",
+            "--sparsity",
+            "0.5",
+            "-p",
+            "hi",
+            "-n",
+            "1",
+        ],
     );
     assert_refused(&o, profile_err);
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
@@ -391,6 +429,20 @@ fn unwritable_places_are_refused_before_calibration() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(cache.join("profiles/tiny.gguf.sparsity").is_file());
+    // Files made earlier in a folder now read-only, the cache read-only: nothing needs writing,
+    // so nothing is refused.
+    std::fs::remove_dir(models.join("tiny.gguf.sparsity")).unwrap();
+    std::fs::remove_dir_all(&cache).unwrap();
+    std::fs::create_dir(&cache).unwrap();
+    let o = sparsetop(&cache, &["convert", "-m", arg(&m), "-t", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    chmod(&models, 0o555);
+    chmod(&cache, 0o555);
+    let o = sparsetop_unprivileged(&cache, &["convert", "-m", arg(&m)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("up to date, checked"));
+    chmod(&models, 0o755);
+    chmod(&cache, 0o755);
 }
 
 /// `sparsetop chat ARGS` in a tmux pane (the full-screen UI needs a terminal): its exit code and
@@ -407,7 +459,17 @@ fn chat_in_tmux(dir: &Path, args: &[&str]) -> (i32, String) {
         code.display()
     );
     let ok = Command::new("tmux")
-        .args(["-L", &socket, "new-session", "-d", "-x", "100", "-y", "30", &script])
+        .args([
+            "-L",
+            &socket,
+            "new-session",
+            "-d",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            &script,
+        ])
         .status()
         .expect("tmux is needed by this test");
     assert!(ok.success());
@@ -420,7 +482,10 @@ fn chat_in_tmux(dir: &Path, args: &[&str]) -> (i32, String) {
         .output();
     let c = std::fs::read_to_string(&code).expect("the chat ended within 60 s");
     let _ = std::fs::remove_file(&code);
-    (c.trim().parse().unwrap(), std::fs::read_to_string(&log).unwrap())
+    (
+        c.trim().parse().unwrap(),
+        std::fs::read_to_string(&log).unwrap(),
+    )
 }
 
 #[test]
@@ -433,7 +498,11 @@ fn a_recording_never_replaces_an_input_or_a_fifo() {
     assert!(err.contains("is the input"), "{err}");
     assert_eq!(std::fs::read(&m).unwrap(), original);
     let fifo = d.join("pipe");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let (code, err) = chat_in_tmux(&d, &["-m", arg(&m), "--record", arg(&fifo)]);
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("a FIFO (named pipe)"), "{err}");

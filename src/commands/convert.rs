@@ -20,8 +20,14 @@ pub fn run(a: &ConvertArgs) -> anyhow::Result<()> {
         .chain(a.profile.as_deref())
         .collect();
     let dest = match &a.output {
-        Some(o) => safe_write::check_target(o, &inputs)?,
-        None => bundle::destination(&path)?,
+        Some(o) => Ok(safe_write::check_target(o, &inputs)?),
+        // With no place to write, refused now too, unless a bundle already there may be current
+        // (a read-only model folder can hold one made earlier, and then nothing needs writing):
+        // that is known only once the model is loaded.
+        None => match bundle::destination(&path) {
+            Err(e) if a.force || !bundle_exists(&path) => return Err(e.into()),
+            d => d,
+        },
     };
     let model = Model::load(&path).with_context(|| format!("cannot load {}", path.display()))?;
     // Before the profile, which may mean a calibration: a model that cannot be bundled fails now.
@@ -52,6 +58,7 @@ pub fn run(a: &ConvertArgs) -> anyhow::Result<()> {
             }
         }
     }
+    let dest = dest?;
     let t0 = Instant::now();
     // Another `convert` of the same bundle is waited for (and said so): both then succeed, each
     // writing a whole file of its own.
@@ -66,6 +73,17 @@ pub fn run(a: &ConvertArgs) -> anyhow::Result<()> {
     .with_context(|| format!("cannot write the neuron bundle to {}", dest.display()))?;
     report(&info, "written", t0);
     Ok(())
+}
+
+/// Whether a bundle file is next to the model or in the cache.
+fn bundle_exists(model: &Path) -> bool {
+    [
+        Some(bundle::default_path(model)),
+        bundle::cache_path(model).ok(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|p| p.is_file())
 }
 
 /// Prints the bundle's path, then its size and shape, on stdout.

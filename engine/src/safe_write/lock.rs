@@ -58,7 +58,7 @@ impl TargetLock {
             match file.try_lock() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
-                    let holder = holder(&mut file, target);
+                    let holder = holder(&mut file);
                     match &mut busy {
                         Busy::Fail => {
                             return Err(Error::Invalid(format!(
@@ -109,14 +109,11 @@ impl Drop for TargetLock {
 }
 
 /// Who holds a lock, from the pid its holder wrote.
-fn holder(file: &mut File, target: &Path) -> String {
+fn holder(file: &mut File) -> String {
     let mut s = String::new();
     let _ = file.read_to_string(&mut s);
     match s.trim().parse::<u32>() {
-        Ok(pid) if pid == std::process::id() => {
-            let _ = target;
-            "this sparsetop itself".into()
-        }
+        Ok(pid) if pid == std::process::id() => "this sparsetop itself".into(),
         Ok(pid) => format!("another sparsetop (pid {pid})"),
         Err(_) => "another sparsetop".into(),
     }
