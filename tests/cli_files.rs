@@ -212,7 +212,7 @@ fn an_output_that_is_an_input_is_refused_before_any_work() {
         "Some calibration text."
     );
     assert_eq!(std::fs::read(&m).unwrap(), original, "the model is intact");
-    assert_eq!(names(&m.parent().unwrap()), ["tiny.gguf"]);
+    assert_eq!(names(m.parent().unwrap()), ["tiny.gguf"]);
     assert!(names(&cache).is_empty());
 }
 
@@ -241,7 +241,7 @@ fn a_device_or_a_fifo_is_never_replaced() {
         );
     }
     assert_eq!(names(&d), ["cache", "models", "pipe"]);
-    assert_eq!(names(&m.parent().unwrap()), ["tiny.gguf"]);
+    assert_eq!(names(m.parent().unwrap()), ["tiny.gguf"]);
 }
 
 #[test]
@@ -507,5 +507,5 @@ fn a_recording_never_replaces_an_input_or_a_fifo() {
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("a FIFO (named pipe)"), "{err}");
     assert_eq!(names(&d), ["cache", "chat.log", "models", "pipe"]);
-    assert_eq!(names(&m.parent().unwrap()), ["tiny.gguf"]);
+    assert_eq!(names(m.parent().unwrap()), ["tiny.gguf"]);
 }
