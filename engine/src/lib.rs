@@ -18,6 +18,7 @@ pub mod offload;
 pub mod ops;
 pub mod perplexity;
 pub mod quant;
+pub mod safe_write;
 pub mod sampler;
 pub mod sparse;
 pub mod telemetry;

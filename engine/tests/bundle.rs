@@ -63,6 +63,16 @@ fn fixture(name: &str) -> Arc<Model> {
     Model::from_gguf(GgufFile::from_bytes(uniform_gguf(name)).unwrap()).unwrap()
 }
 
+/// The names in a folder, sorted.
+fn only_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
 /// A fresh scratch directory for one test.
 fn scratch(test: &str) -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -117,9 +127,10 @@ fn write_and_check(model: &Model, profile: &ProfileData, path: &Path) -> BundleI
     let n_layer = model.config.n_layer;
     assert_eq!(calls.first(), Some(&(0, n_layer)));
     assert_eq!(calls.last(), Some(&(n_layer, n_layer)));
-    assert!(
-        !bundle::part_path(path).exists(),
-        "the .part file is renamed"
+    assert_eq!(
+        only_files(path.parent().unwrap()),
+        [path.file_name().unwrap().to_string_lossy()],
+        "the temporary file is renamed and the lock file removed"
     );
     let read = bundle::read_info(path).unwrap();
     assert_eq!(read, info);
@@ -379,7 +390,7 @@ fn the_writer_refuses_a_foreign_or_broken_profile() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("different model"), "{e}");
-    assert!(!path.exists() && !bundle::part_path(&path).exists());
+    assert!(only_files(&dir).is_empty(), "nothing is written");
 }
 
 #[test]
@@ -391,19 +402,28 @@ fn ensure_bundle_reuses_a_valid_file_and_rebuilds_a_stale_one() {
     let profile = profile_for(&model, 5);
     let mut built = 0;
     let (path, info) =
-        bundle::ensure_bundle(&model_path, &model, &profile, &mut |_, _| built += 1).unwrap();
+        bundle::ensure_bundle(&model_path, &model, &profile, &mut |_| {}, &mut |_, _| {
+            built += 1
+        })
+        .unwrap();
     assert_eq!(path, dir.join("tiny.gguf.bundle"));
     assert_eq!(path, bundle::default_path(&model_path));
     assert!(built > 0);
     built = 0;
     let (again, info2) =
-        bundle::ensure_bundle(&model_path, &model, &profile, &mut |_, _| built += 1).unwrap();
+        bundle::ensure_bundle(&model_path, &model, &profile, &mut |_| {}, &mut |_, _| {
+            built += 1
+        })
+        .unwrap();
     assert_eq!((again, &info2), (path.clone(), &info));
     assert_eq!(built, 0, "a valid matching bundle is reused");
     // Another profile: rebuilt in place.
     let other = profile_for(&model, 6);
     let (p3, info3) =
-        bundle::ensure_bundle(&model_path, &model, &other, &mut |_, _| built += 1).unwrap();
+        bundle::ensure_bundle(&model_path, &model, &other, &mut |_| {}, &mut |_, _| {
+            built += 1
+        })
+        .unwrap();
     assert_eq!(p3, path);
     assert!(built > 0);
     assert_eq!(info3.orders, other.order);
@@ -411,7 +431,10 @@ fn ensure_bundle_reuses_a_valid_file_and_rebuilds_a_stale_one() {
     // A damaged file: rebuilt too.
     std::fs::write(&path, b"junk").unwrap();
     built = 0;
-    bundle::ensure_bundle(&model_path, &model, &other, &mut |_, _| built += 1).unwrap();
+    bundle::ensure_bundle(&model_path, &model, &other, &mut |_| {}, &mut |_, _| {
+        built += 1
+    })
+    .unwrap();
     assert!(built > 0);
     bundle::verify_file(&bundle::read_info(&path).unwrap(), &mut |_, _| {}).unwrap();
 }

@@ -3,6 +3,7 @@
 use crate::cli::CalibrateArgs;
 use crate::model_path;
 use anyhow::Context;
+use sparsetop_engine::safe_write::{self, Busy};
 use sparsetop_engine::sparse::calibrate::{calibrate, CalibrateOptions};
 use sparsetop_engine::sparse::profile;
 use sparsetop_engine::Model;
@@ -14,6 +15,12 @@ pub const DEFAULT_TEXT: &str = include_str!("../../assets/calibration.txt");
 
 pub fn run(a: &CalibrateArgs) -> anyhow::Result<()> {
     let path = model_path::resolve(a.model.as_deref())?;
+    // Where the profile goes, checked before loading and the calibration: an output that is the
+    // model or the text, a device or a FIFO, or an unwritable folder is refused now.
+    let inputs: Vec<&Path> = std::iter::once(path.as_path())
+        .chain(a.file.as_deref())
+        .collect();
+    let dest = destination(&path, a.output.as_deref(), &inputs)?;
     let model = Model::load(&path).with_context(|| format!("cannot load {}", path.display()))?;
     let text = match &a.file {
         Some(f) => {
@@ -21,14 +28,15 @@ pub fn run(a: &CalibrateArgs) -> anyhow::Result<()> {
         }
         None => DEFAULT_TEXT.to_string(),
     };
-    let out = make_profile(
+    let out = make_profile_to(
         &model,
-        &path,
         &text,
-        a.output.as_deref(),
+        &dest,
+        &inputs,
         a.tokens,
         a.rank,
         a.threads,
+        &mut print_progress(),
     )?;
     outln!("{}", out.display())
 }
@@ -58,8 +66,10 @@ pub fn print_progress() -> impl FnMut(Progress) {
 }
 
 /// Calibrates `model` on `text` and writes the profile (to `output`, or next to the model, or in
-/// the cache directory); prints progress and the predictor's quality on stderr.
-pub fn make_profile(
+/// the cache directory), telling its progress to `report`. Where the profile goes is settled (and
+/// checked) before the calibration starts.
+#[allow(clippy::too_many_arguments)]
+pub fn make_profile_with(
     model: &Arc<Model>,
     model_path: &Path,
     text: &str,
@@ -67,26 +77,42 @@ pub fn make_profile(
     max_tokens: usize,
     rank: usize,
     threads: usize,
+    report: &mut dyn FnMut(Progress),
 ) -> anyhow::Result<PathBuf> {
-    make_profile_with(
+    let dest = destination(model_path, output, &[model_path])?;
+    make_profile_to(
         model,
-        model_path,
         text,
-        output,
+        &dest,
+        &[model_path],
         max_tokens,
         rank,
         threads,
-        &mut print_progress(),
+        report,
     )
 }
 
-/// [`make_profile`], telling its progress to `report` instead of stderr.
-#[allow(clippy::too_many_arguments)]
-pub fn make_profile_with(
-    model: &Arc<Model>,
+/// Where a profile goes: `output` (checked: not one of `inputs`, not a special file, its folder
+/// writable), or next to the model, or in the cache directory ([`profile::destination`]).
+pub fn destination(
     model_path: &Path,
-    text: &str,
     output: Option<&Path>,
+    inputs: &[&Path],
+) -> anyhow::Result<PathBuf> {
+    Ok(match output {
+        Some(p) => safe_write::check_target(p, inputs)?,
+        None => profile::destination(model_path)?,
+    })
+}
+
+/// Calibrates `model` on `text` and writes the profile to `dest`, which must not be one of
+/// `inputs`; tells its progress to `report`.
+#[allow(clippy::too_many_arguments)]
+fn make_profile_to(
+    model: &Arc<Model>,
+    text: &str,
+    dest: &Path,
+    inputs: &[&Path],
     max_tokens: usize,
     rank: usize,
     threads: usize,
@@ -125,34 +151,15 @@ pub fn make_profile_with(
             )));
         }
     }
-    let dest = match output {
-        Some(p) => p.to_path_buf(),
-        None => {
-            let next_to = profile::default_path(model_path);
-            if is_writable_dir(next_to.parent()) {
-                next_to
-            } else {
-                profile::cache_path(model_path)?
-            }
-        }
-    };
-    prof.write(&dest)
-        .with_context(|| format!("cannot write the profile to {}", dest.display()))?;
+    prof.write_with(
+        dest,
+        inputs,
+        Busy::Wait(&mut |m| report(Progress::Note(m.to_string()))),
+    )
+    .with_context(|| format!("cannot write the profile to {}", dest.display()))?;
     report(Progress::Note(format!(
         "profile written to {}",
         dest.display()
     )));
-    Ok(dest)
-}
-
-fn is_writable_dir(dir: Option<&Path>) -> bool {
-    let Some(dir) = dir else { return false };
-    let probe = dir.join(format!(".sparsetop-probe-{}", std::process::id()));
-    match std::fs::File::create(&probe) {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            true
-        }
-        Err(_) => false,
-    }
+    Ok(dest.to_path_buf())
 }

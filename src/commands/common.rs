@@ -217,18 +217,21 @@ pub fn neuron_bundle_with(
             .into(),
     ));
     const STAGE: &str = "writing the neuron bundle";
+    // Both the progress and the notice (waiting for another sparsetop writing it) go to `report`.
+    let report = std::cell::RefCell::new(report);
     let mut progress = |done, total| {
-        report(Progress::Stage {
+        (report.borrow_mut())(Progress::Stage {
             stage: STAGE,
             done,
             total,
         })
     };
+    let mut notice = |m: &str| (report.borrow_mut())(Progress::Note(m.to_string()));
     if model.ffn_in_memory() {
-        return Ok(bundle::ensure_bundle(&path, model, profile, &mut progress)?.1);
+        return Ok(bundle::ensure_bundle(&path, model, profile, &mut notice, &mut progress)?.1);
     }
     let full = load_model_at(Some(&path))?;
-    let (_, info) = bundle::ensure_bundle(&path, &full, profile, &mut progress)?;
+    let (_, info) = bundle::ensure_bundle(&path, &full, profile, &mut notice, &mut progress)?;
     drop(full);
     sparsetop_engine::offload::evict_from_page_cache(&path);
     Ok(info)

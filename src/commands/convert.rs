@@ -5,12 +5,30 @@ use crate::cli::ConvertArgs;
 use crate::model_path;
 use anyhow::Context;
 use sparsetop_engine::offload::bundle::{self, BundleInfo, BundleLayout};
+use sparsetop_engine::safe_write::{self, Busy};
 use sparsetop_engine::sparse::profile;
 use sparsetop_engine::Model;
+use std::path::Path;
 use std::time::Instant;
 
 pub fn run(a: &ConvertArgs) -> anyhow::Result<()> {
     let path = model_path::resolve(a.model.as_deref())?;
+    // Where the bundle goes, checked before the model is loaded or a profile calibrated: an
+    // output that is the model or the profile, a device or a FIFO, or an unwritable folder is
+    // refused now, with nothing written.
+    let inputs: Vec<&Path> = std::iter::once(path.as_path())
+        .chain(a.profile.as_deref())
+        .collect();
+    let dest = match &a.output {
+        Some(o) => Ok(safe_write::check_target(o, &inputs)?),
+        // With no place to write, refused now too, unless a bundle already there may be current
+        // (a read-only model folder can hold one made earlier, and then nothing needs writing):
+        // that is known only once the model is loaded.
+        None => match bundle::destination(&path) {
+            Err(e) if a.force || !bundle_exists(&path) => return Err(e.into()),
+            d => d,
+        },
+    };
     let model = Model::load(&path).with_context(|| format!("cannot load {}", path.display()))?;
     // Before the profile, which may mean a calibration: a model that cannot be bundled fails now.
     let layout = BundleLayout::for_model(&model.weights)?;
@@ -40,14 +58,31 @@ pub fn run(a: &ConvertArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let dest = match &a.output {
-        Some(o) => o.clone(),
-        None => bundle::destination(&path)?,
-    };
+    let dest = dest?;
     let t0 = Instant::now();
-    let info = bundle::write_bundle(&dest, &model, &profile, &mut progress_bar("writing"))
-        .with_context(|| format!("cannot write the neuron bundle to {}", dest.display()))?;
+    // Another `convert` of the same bundle is waited for (and said so): both then succeed, each
+    // writing a whole file of its own.
+    let info = bundle::write_bundle_with(
+        &dest,
+        &model,
+        &profile,
+        &inputs,
+        Busy::Wait(&mut |m| diag!("{m}")),
+        &mut progress_bar("writing"),
+    )
+    .with_context(|| format!("cannot write the neuron bundle to {}", dest.display()))?;
     report(&info, "written", t0)
+}
+
+/// Whether a bundle file is next to the model or in the cache.
+fn bundle_exists(model: &Path) -> bool {
+    [
+        Some(bundle::default_path(model)),
+        bundle::cache_path(model).ok(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|p| p.is_file())
 }
 
 /// Prints the bundle's path, then its size and shape, on stdout.

@@ -104,6 +104,9 @@ pub struct App {
     /// The terminal reports Shift+Enter (kitty keyboard protocol).
     pub shift_enter: bool,
     pub should_quit: bool,
+    /// Files this chat reads or writes (the model, its profile, the recording): `/save` never
+    /// writes over them.
+    pub inputs: Vec<std::path::PathBuf>,
     /// Height and total wrapped lines of the chat view at the last draw, for paging.
     pub chat_view: Cell<(usize, usize)>,
     /// Sparse decode settings last asked of the engine, which `[` and `]` step from (the ones in
@@ -201,6 +204,7 @@ impl App {
             flash: None,
             shift_enter: false,
             should_quit: false,
+            inputs: Vec::new(),
             chat_view: Cell::new((0, 0)),
             sparse_wanted: SparsityConfig {
                 level: 0.0,
@@ -547,11 +551,11 @@ impl App {
             }
             Slash::Save(path) => {
                 let md = transcript::to_markdown(&self.model, &self.messages);
-                match std::fs::write(&path, md) {
+                match transcript::save(std::path::Path::new(&path), &md, &self.inputs) {
                     Ok(()) => self.notice(format!("transcript saved to {path}")),
                     Err(e) => self.messages.push(Message {
                         role: Role::Error,
-                        text: format!("cannot write {path}: {e}"),
+                        text: e,
                     }),
                 }
                 vec![]

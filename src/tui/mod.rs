@@ -84,6 +84,14 @@ pub fn chat(a: &ChatArgs) -> anyhow::Result<()> {
     let theme = Theme::select(&a.ui.theme, no_color())?;
     let params = common::sampler_params(&a.sampling)?;
     let path = common::model_file(&a.engine)?;
+    // What the chat reads, which its recording and `/save` must never write over.
+    let inputs: Vec<std::path::PathBuf> = std::iter::once(path.clone())
+        .chain(a.engine.sparsity.profile.clone())
+        .collect();
+    let input_refs: Vec<&std::path::Path> = inputs.iter().map(|p| p.as_path()).collect();
+    if let Some(p) = &a.record {
+        sparsetop_engine::safe_write::check_target(p, &input_refs)?;
+    }
     let model = common::load_model_for_engine(&path, &a.engine)?;
     let mut session = common::new_session(&model, &a.engine)?;
     common::apply_sparsity(&mut session, &path, &a.engine.sparsity, a.engine.threads)?;
@@ -105,6 +113,7 @@ pub fn chat(a: &ChatArgs) -> anyhow::Result<()> {
     let recorder = match &a.record {
         Some(p) => Some(record::Recorder::create(
             p,
+            &input_refs,
             record::Header {
                 model: info.model.clone(),
                 sampler: sampler_desc.clone(),
@@ -120,6 +129,7 @@ pub fn chat(a: &ChatArgs) -> anyhow::Result<()> {
         sampler_desc,
         info.n_ctx as usize,
     );
+    app.inputs = inputs.iter().cloned().chain(a.record.clone()).collect();
     let sparsity = engine_worker::SparsitySetup {
         model_path: path.clone(),
         profile: a.engine.sparsity.profile.clone(),
@@ -191,6 +201,7 @@ pub fn replay(a: &ReplayArgs) -> anyhow::Result<()> {
         header.sampler,
         header.n_ctx,
     );
+    app.inputs = vec![a.file.clone()];
     let (ftx, frx) = tokio::sync::mpsc::unbounded_channel();
     let rt = runtime()?;
     // Listening before the terminal is taken: from then on a signal restores it.

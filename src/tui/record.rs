@@ -12,8 +12,8 @@ use super::feed::{ChatEvent, Feed};
 use super::metrics::HostSample;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use sparsetop_engine::safe_write::{Busy, InPlaceFile};
 use sparsetop_engine::telemetry::Event;
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
@@ -63,14 +63,20 @@ impl RecordLine {
     }
 }
 
+/// Writes a recording as the chat goes, in place (see [`InPlaceFile`] for why not through a
+/// temporary file): never over one of the chat's inputs or a special file, and never with another
+/// writer of the same path.
 pub struct Recorder {
-    out: BufWriter<File>,
+    out: BufWriter<InPlaceFile>,
     start: Instant,
 }
 
 impl Recorder {
-    pub fn create(path: &Path, header: Header) -> anyhow::Result<Recorder> {
-        let f = File::create(path)
+    /// Starts the recording at `path`, which must not be one of `inputs` (the model, the
+    /// profile). Another sparsetop recording to the same path makes this fail at once: waiting
+    /// for a whole chat to end would help no one.
+    pub fn create(path: &Path, inputs: &[&Path], header: Header) -> anyhow::Result<Recorder> {
+        let f = InPlaceFile::create(path, inputs, Busy::Fail)
             .with_context(|| format!("cannot create the recording {}", path.display()))?;
         let mut r = Recorder {
             out: BufWriter::new(f),

@@ -63,6 +63,7 @@ use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
 use crate::model::weights::Weights;
 use crate::model::Model;
+use crate::safe_write::{check_target, AtomicFile, Busy};
 use crate::sparse::down_cols::{self, ColKind, DownCols};
 use crate::sparse::profile::{self, ProfileData};
 use sha2::{Digest, Sha256};
@@ -378,15 +379,6 @@ pub fn cache_path(model: &Path) -> Result<PathBuf> {
     Ok(crate::fetch::cache_dir()?.join("bundles").join(name))
 }
 
-/// The temporary file a bundle is written to before it is renamed into place: `PATH.part`. A
-/// fixed name (not per process) so that an interrupted conversion's leftover, as big as the
-/// bundle, is overwritten by the next one instead of piling up.
-pub fn part_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".part");
-    path.with_file_name(name)
-}
-
 /// Checks that each layer's order is a permutation of `0..n_ff`.
 fn check_orders(orders: &[u32], n_layer: usize, n_ff: usize) -> std::result::Result<(), String> {
     if orders.len() != n_layer * n_ff {
@@ -525,32 +517,54 @@ fn encode_tables(info: &BundleInfo) -> Vec<u8> {
     t
 }
 
-/// Writes the bundle of `model` with the hot-first order of `profile` to `path`.
-///
-/// The file is written as `PATH.part` with ordinary buffered writes, one layer in memory at a
-/// time, then synced, dropped from the page cache (so a memory-limited process is not charged for
-/// the file it just wrote) and renamed into place: a reader never sees a partial bundle.
-/// `progress(done, total)` is called with layers done. Refuses a profile of another model or
-/// shape.
+/// Writes the bundle of `model` with the hot-first order of `profile` to `path`, as
+/// [`write_bundle_with`] does with no inputs but the model's file, failing if another writer is
+/// writing `path`.
 pub fn write_bundle(
     path: &Path,
     model: &Model,
     profile: &ProfileData,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<BundleInfo> {
-    let layout = BundleLayout::for_model(&model.weights)?;
-    let model_hash = profile::model_hash(&model.file, layout.n_layer);
-    write_hashed(path, model, profile, layout, model_hash, progress)
+    write_bundle_with(path, model, profile, &[], Busy::Fail, progress)
 }
 
-fn write_hashed(
+/// Writes the bundle of `model` with the hot-first order of `profile` to `path`.
+///
+/// The file goes through an [`AtomicFile`]: `path` must not be the model's file or one of
+/// `inputs` (the profile's file, say) nor a special file; the bundle is written to a temporary
+/// file of its own with ordinary buffered writes, one layer in memory at a time, then synced,
+/// dropped from the page cache (so a memory-limited process is not charged for the file it just
+/// wrote) and renamed into place: a reader never sees a partial bundle, and two writers of one
+/// path take turns (`busy` says whether to wait) instead of mixing their data.
+/// `progress(done, total)` is called with layers done. Refuses a profile of another model or
+/// shape.
+pub fn write_bundle_with(
     path: &Path,
     model: &Model,
     profile: &ProfileData,
-    layout: BundleLayout,
-    model_hash: [u8; 32],
+    inputs: &[&Path],
+    busy: Busy,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<BundleInfo> {
+    let layout = BundleLayout::for_model(&model.weights)?;
+    let model_hash = profile::model_hash(&model.file, layout.n_layer);
+    check_profile(profile, &layout, &model_hash)?;
+    let out = AtomicFile::create(path, &with_model(model, inputs), busy)?;
+    write_hashed(out, model, profile, layout, model_hash, progress)
+}
+
+/// `inputs` and the model's own file, if it was read from one.
+fn with_model<'a>(model: &'a Model, inputs: &[&'a Path]) -> Vec<&'a Path> {
+    inputs.iter().copied().chain(model.file.path()).collect()
+}
+
+/// Refuses a profile of another model or shape, or with orders that are not permutations.
+fn check_profile(
+    profile: &ProfileData,
+    layout: &BundleLayout,
+    model_hash: &[u8; 32],
+) -> Result<()> {
     profile.validate()?;
     let d = &profile.dims;
     if (d.n_layer, d.n_ff, d.n_embd) != (layout.n_layer, layout.n_ff, layout.n_embd) {
@@ -559,49 +573,49 @@ fn write_hashed(
             d.n_layer, d.n_ff, d.n_embd, layout.n_layer, layout.n_ff, layout.n_embd
         )));
     }
-    if profile.model_hash != model_hash {
+    if &profile.model_hash != model_hash {
         return Err(Error::Invalid(
             "the sparsity profile was made for a different model (its FFN weights differ): run `sparsetop calibrate` for this model".into(),
         ));
     }
     check_orders(&profile.order, layout.n_layer, layout.n_ff)
-        .map_err(|m| Error::Invalid(format!("sparsity profile: {m}")))?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let part = part_path(path);
+        .map_err(|m| Error::Invalid(format!("sparsity profile: {m}")))
+}
+
+/// Writes the bundle into `out` and commits it (a failure drops `out`, which removes its
+/// temporary file).
+fn write_hashed(
+    mut out: AtomicFile,
+    model: &Model,
+    profile: &ProfileData,
+    layout: BundleLayout,
+    model_hash: [u8; 32],
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<BundleInfo> {
     let mut info = BundleInfo {
-        path: path.to_path_buf(),
+        path: out.target().to_path_buf(),
         layout,
         model_hash,
         order_hash: order_hash(&profile.order),
         orders: profile.order.clone(),
         cluster_crc: Vec::with_capacity(layout.n_layer * layout.clusters_per_layer),
     };
-    let written = write_part(&part, model, &mut info, progress);
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&part);
-        return Err(e);
-    }
-    if let Err(e) = std::fs::rename(&part, path) {
-        let _ = std::fs::remove_file(&part);
-        return Err(Error::io(path, e));
-    }
-    sync_dir(path);
+    write_data(&mut out, model, &mut info, progress)?;
+    out.commit()?;
     Ok(info)
 }
 
-/// Writes the data, then the header and tables, to `part`; fills `info.cluster_crc`.
-fn write_part(
-    part: &Path,
+/// Writes the data, then the header and tables, to `out`; fills `info.cluster_crc`.
+fn write_data(
+    out: &mut AtomicFile,
     model: &Model,
     info: &mut BundleInfo,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<()> {
-    let io = |e| Error::io(part, e);
+    let temp = out.temp_path().to_path_buf();
+    let io = |e| Error::io(&temp, e);
     let l = info.layout;
-    let file = File::create(part).map_err(io)?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut w = BufWriter::with_capacity(1 << 20, out);
     // Placeholder for the header and tables: the CRCs are known only once the data is written.
     w.write_all(&vec![0u8; l.data_offset as usize])
         .map_err(io)?;
@@ -631,8 +645,8 @@ fn write_part(
         // against a memory limit until written back, and the whole file would not fit in a small
         // one (the first run under an 85 MiB limit was OOM-killed writing it).
         w.flush().map_err(io)?;
-        w.get_ref().sync_data().map_err(io)?;
-        drop_page_cache(w.get_ref());
+        w.get_ref().file().sync_data().map_err(io)?;
+        drop_page_cache(w.get_ref().file());
         progress(li + 1, l.n_layer);
     }
     let tables = encode_tables(info);
@@ -641,9 +655,9 @@ fn write_part(
     w.seek(SeekFrom::Start(0)).map_err(io)?;
     w.write_all(&header).map_err(io)?;
     w.write_all(&tables).map_err(io)?;
-    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)?;
-    drop_page_cache(&file);
+    let out = w.into_inner().map_err(|e| io(e.into_error()))?;
+    out.file().sync_all().map_err(io)?;
+    drop_page_cache(out.file());
     Ok(())
 }
 
@@ -660,23 +674,6 @@ pub fn drop_page_cache(file: &File) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = file;
-}
-
-/// Makes a rename durable (best effort): syncs the directory holding `path`.
-fn sync_dir(path: &Path) {
-    #[cfg(unix)]
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
 }
 
 /// Reads and validates a bundle's header and tables (not the data, which [`verify_cluster`]
@@ -875,40 +872,32 @@ pub fn find_bundle(
     })
 }
 
-/// Where a new bundle for the model goes: next to it when that folder is writable, else in the
-/// cache directory.
+/// Where a new bundle for the model goes: next to it when that path can be written (see
+/// [`check_target`]), else in the cache directory; an error naming both paths and what is wrong
+/// with each when neither can. Cheap: commands call it before loading or calibrating anything.
 pub fn destination(model_path: &Path) -> Result<PathBuf> {
     let next_to = default_path(model_path);
-    if is_writable_dir(next_to.parent()) {
-        Ok(next_to)
-    } else {
-        cache_path(model_path)
-    }
-}
-
-fn is_writable_dir(dir: Option<&Path>) -> bool {
-    let dir = match dir {
-        Some(d) if d.as_os_str().is_empty() => Path::new("."),
-        Some(d) => d,
-        None => return false,
+    let first = match check_target(&next_to, &[model_path]) {
+        Ok(p) => return Ok(p),
+        Err(e) => e,
     };
-    let probe = dir.join(format!(".sparsetop-probe-{}", std::process::id()));
-    match File::create(&probe) {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            true
-        }
-        Err(_) => false,
-    }
+    let cache = cache_path(model_path)?;
+    check_target(&cache, &[model_path]).map_err(|second| {
+        Error::Invalid(format!(
+            "no place to write the neuron bundle: {first}; and in the cache directory: {second}"
+        ))
+    })
 }
 
 /// The bundle of `model` (loaded from `model_path`) for `profile`'s order: an existing valid,
 /// matching file is reused; otherwise one is (re)built at [`destination`], with `progress` as in
-/// [`write_bundle`].
+/// [`write_bundle`]. When another sparsetop is writing it, `notice` hears so and this one waits,
+/// then uses that writer's bundle if it matches.
 pub fn ensure_bundle(
     model_path: &Path,
     model: &Model,
     profile: &ProfileData,
+    notice: &mut dyn FnMut(&str),
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(PathBuf, BundleInfo)> {
     let layout = BundleLayout::for_model(&model.weights)?;
@@ -916,8 +905,15 @@ pub fn ensure_bundle(
     if let Some(info) = find_bundle(model_path, &model_hash, profile) {
         return Ok((info.path.clone(), info));
     }
+    check_profile(profile, &layout, &model_hash)?;
     let dest = destination(model_path)?;
-    let info = write_hashed(&dest, model, profile, layout, model_hash, progress)?;
+    let out = AtomicFile::create(&dest, &with_model(model, &[model_path]), Busy::Wait(notice))?;
+    // Another writer may have made it while this one waited for the lock.
+    if let Some(info) = find_bundle(model_path, &model_hash, profile) {
+        return Ok((info.path.clone(), info));
+    }
+    let dest = out.target().to_path_buf();
+    let info = write_hashed(out, model, profile, layout, model_hash, progress)?;
     Ok((dest, info))
 }
 

@@ -22,6 +22,7 @@
 
 use super::u16_table::{le_values, U16Table};
 use crate::error::{Error, Result};
+use crate::safe_write::{check_target, write_atomic, Busy};
 use memmap2::Mmap;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -128,6 +129,21 @@ pub fn cache_path(model: &Path) -> Result<PathBuf> {
     Ok(crate::fetch::cache_dir()?.join("profiles").join(name))
 }
 
+/// Where a new profile for the model goes: next to it when that path can be written (see
+/// [`check_target`]), else in the cache directory; an error naming both paths and what is wrong
+/// with each when neither can. Cheap: run it before a calibration, not after.
+pub fn destination(model: &Path) -> Result<PathBuf> {
+    let first = match check_target(&default_path(model), &[model]) {
+        Ok(p) => return Ok(p),
+        Err(e) => e,
+    };
+    check_target(&cache_path(model)?, &[model]).map_err(|second| {
+        Error::Invalid(format!(
+            "no place to write the sparsity profile: {first}; and in the cache directory: {second}"
+        ))
+    })
+}
+
 fn put_u32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
@@ -223,15 +239,19 @@ impl ProfileData {
         Ok(b)
     }
 
-    /// Writes the profile atomically (temporary file, then rename).
+    /// Writes the profile as [`ProfileData::write_with`] does, with no inputs to protect and
+    /// failing if another writer is writing `path`.
     pub fn write(&self, path: &Path) -> Result<()> {
+        self.write_with(path, &[], Busy::Fail)
+    }
+
+    /// Writes the profile through an [`AtomicFile`](crate::safe_write::AtomicFile): refused when
+    /// `path` is one of `inputs` (the model) or a special file, written to a temporary file of its
+    /// own that every failure removes, then renamed into place; `busy` says whether to wait for
+    /// another writer of `path`.
+    pub fn write_with(&self, path: &Path, inputs: &[&Path], busy: Busy) -> Result<()> {
         let bytes = self.to_bytes()?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let tmp = path.with_extension(format!("{EXTENSION}.tmp{}", std::process::id()));
-        std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        write_atomic(path, &bytes, inputs, busy)
     }
 
     /// Parses and verifies a profile image; `what` names it in errors.
