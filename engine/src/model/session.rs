@@ -400,7 +400,11 @@ impl Session {
                 + stream_io.readers * stream_io.max_read
                 + neuron_cache
                     .map(|l| {
-                        NeuronStore::min_cold_slots(l) * l.record_bytes + io.readers * io.max_read
+                        // The readers' copy of the cluster CRC table they check reads against.
+                        let crcs = l.n_layer * l.clusters_per_layer * 4;
+                        NeuronStore::min_cold_slots(l) * l.record_bytes
+                            + io.readers * io.max_read
+                            + crcs
                     })
                     .unwrap_or(0)) as u64,
         }
