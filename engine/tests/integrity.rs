@@ -75,7 +75,11 @@ fn profile(model: &Arc<Model>) -> Arc<ProfileData> {
         rank: 4,
         n_threads: 2,
     };
-    Arc::new(calibrate(model, &tokens, &opts, &mut |_, _, _| {}).unwrap().0)
+    Arc::new(
+        calibrate(model, &tokens, &opts, &mut |_, _, _| {})
+            .unwrap()
+            .0,
+    )
 }
 
 const HALF: SparsityConfig = SparsityConfig {
@@ -98,20 +102,30 @@ fn nan_weights_stop_prefill_and_decode_naming_the_first_layer() {
         let mut s = session(&model);
         // Prefill: a batch of several tokens.
         let e = s.eval(&[1, 5, 9, 12], 3).unwrap_err().to_string();
-        assert!(e.contains("non-finite") && e.contains(stage), "{tensor}: {e}");
+        assert!(
+            e.contains("non-finite") && e.contains(stage),
+            "{tensor}: {e}"
+        );
         if !stage.contains("output") {
             assert!(e.contains("position 0"), "{tensor}: {e}");
         }
         assert!(s.tokens().is_empty(), "nothing of the failed batch stays");
         // Decode: one token at a time.
         let e = s.eval(&[7], 0).unwrap_err().to_string();
-        assert!(e.contains("non-finite") && e.contains(stage), "{tensor}: {e}");
+        assert!(
+            e.contains("non-finite") && e.contains(stage),
+            "{tensor}: {e}"
+        );
         assert!(s.tokens().is_empty());
     }
     // The same model without the NaN runs, and gives finite logits.
     let model = Model::load(fixture_path("llama-spm")).unwrap();
     let mut s = session(&model);
-    assert!(s.eval(&[1, 5, 9, 12], 3).unwrap().iter().all(|x| x.is_finite()));
+    assert!(s
+        .eval(&[1, 5, 9, 12], 3)
+        .unwrap()
+        .iter()
+        .all(|x| x.is_finite()));
 }
 
 #[test]
@@ -161,7 +175,15 @@ fn a_damaged_bundle_cluster_fails_the_step_naming_file_layer_and_cluster() {
     // No room for a hot region: every record is read, through the cold slots, at every token.
     let min = s.fixed_region().total();
     s.set_mem_budget(Some(min)).unwrap();
-    assert_eq!(s.offload().unwrap().neurons.as_ref().unwrap().hot_per_layer(), 0);
+    assert_eq!(
+        s.offload()
+            .unwrap()
+            .neurons
+            .as_ref()
+            .unwrap()
+            .hot_per_layer(),
+        0
+    );
     s.eval(&[1, 2, 3], 2).unwrap();
     let reference = s.eval(&[4], 0).unwrap().to_vec();
     let before = s.tokens().to_vec();

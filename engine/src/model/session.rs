@@ -751,7 +751,12 @@ impl Session {
                 *x += d;
             }
             if every {
-                check_rows(&buf.x[..bsz * e], e, pos0, &format!("layer {li} (attention)"))?;
+                check_rows(
+                    &buf.x[..bsz * e],
+                    e,
+                    pos0,
+                    &format!("layer {li} (attention)"),
+                )?;
             }
 
             rms_norm_rows(
@@ -916,6 +921,7 @@ fn check_rows(x: &[f32], width: usize, pos0: usize, stage: &str) -> Result<()> {
 /// The error of a forward pass that produced NaN or infinity.
 fn non_finite(stage: &str, pos: usize) -> Error {
     Error::Model(format!(
-        "the activations turned non-finite (NaN or infinity) first in {stage}, at the token in          position {pos}: the model's weights there are damaged or unusable, so no result is given"
+        "the activations turned non-finite (NaN or infinity) first in {stage}, at the token in \
+         position {pos}: the model's weights there are damaged or unusable, so no result is given"
     ))
 }

@@ -158,7 +158,9 @@ mod tests {
             c.check(at, &data[k * 4096..(k + 1) * 4096]).unwrap();
         }
         data[4 * 4096 + 17] ^= 0x10;
-        let e = c.check(8192 + 4 * 4096, &data[4 * 4096..5 * 4096]).unwrap_err();
+        let e = c
+            .check(8192 + 4 * 4096, &data[4 * 4096..5 * 4096])
+            .unwrap_err();
         assert!(e.contains("layer 1 cluster 1 "), "{e}");
         assert!(e.contains("corrupt"), "{e}");
         let e = c.check(8192 + 100, &data[..4096]).unwrap_err();

@@ -741,5 +741,8 @@ fn without_a_check_the_damaged_bytes_are_read_as_they_are() {
     let mut batch = Batch::new(&[(8192 + 2 * 4096, 1000, false)]);
     batch.submit(&engine);
     batch.wait(&engine)[0].as_ref().unwrap();
-    assert_ne!(batch.dests[0][..], file.data[8192 + 2 * 4096..8192 + 2 * 4096 + 1000]);
+    assert_ne!(
+        batch.dests[0][..],
+        file.data[8192 + 2 * 4096..8192 + 2 * 4096 + 1000]
+    );
 }
