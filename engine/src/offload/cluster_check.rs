@@ -48,7 +48,7 @@ impl ClusterCheck {
         crcs: Vec<u32>,
     ) -> Self {
         assert!(
-            cluster_bytes > 0 && cluster_bytes % super::bundle::PAGE == 0,
+            cluster_bytes > 0 && cluster_bytes.is_multiple_of(super::bundle::PAGE),
             "clusters are whole pages"
         );
         ClusterCheck {
@@ -103,7 +103,7 @@ impl ClusterCheck {
     pub fn check(&self, at: u64, bytes: &[u8]) -> Result<(), String> {
         let index = at
             .checked_sub(self.data_offset)
-            .filter(|d| d % self.cluster_bytes == 0)
+            .filter(|d| d.is_multiple_of(self.cluster_bytes))
             .map(|d| (d / self.cluster_bytes) as usize)
             .filter(|&i| i < self.crcs.len() && bytes.len() as u64 == self.cluster_bytes);
         let Some(index) = index else {
