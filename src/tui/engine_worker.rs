@@ -404,3 +404,140 @@ pub fn budget_state(session: &Session) -> BudgetState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sparsetop_engine::offload::bundle;
+    use sparsetop_engine::sampler::SamplerParams;
+    use sparsetop_engine::sparse::calibrate::{calibrate, CalibrateOptions};
+    use sparsetop_engine::sparse::profile;
+    use sparsetop_engine::SessionOptions;
+    use std::path::Path;
+
+    const HALF: SparsityConfig = SparsityConfig {
+        level: 0.5,
+        predictor: false,
+    };
+
+    /// The next chat event, skipping progress and notes.
+    fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Feed>) -> ChatEvent {
+        loop {
+            match rx.blocking_recv().expect("the worker is alive") {
+                Feed::Chat(ChatEvent::Token { .. } | ChatEvent::BundleNote { .. }) => {}
+                Feed::Chat(ChatEvent::BundleProgress { .. }) => {}
+                Feed::Chat(e) => return e,
+                _ => {}
+            }
+        }
+    }
+
+    /// The `Done` of an answer (its tokens in context after it), failing on anything else.
+    fn done(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Feed>) -> usize {
+        match next(rx) {
+            ChatEvent::Done { ctx_used, .. } => ctx_used,
+            other => panic!("expected the answer's end, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_damaged_bundle_fails_one_answer_and_the_chat_goes_on_with_its_conversation() {
+        // The tiny fixture model with its profile and bundle next to it, under the least budget:
+        // no hot region, every record goes through the cold slots.
+        let dir = std::env::temp_dir().join(format!(
+            "sparsetop-worker-damaged-bundle-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.gguf");
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/llama-linear.gguf"),
+            &path,
+        )
+        .unwrap();
+        let model = Model::load(&path).unwrap();
+        let tokens: Vec<u32> = (0..200).map(|i| (i * 37 + 5) % 200 + 3).collect();
+        let opts = CalibrateOptions {
+            max_tokens: 200,
+            n_ctx: 64,
+            rank: 4,
+            n_threads: 2,
+        };
+        let prof = Arc::new(
+            calibrate(&model, &tokens, &opts, &mut |_, _, _| {})
+                .unwrap()
+                .0,
+        );
+        prof.write(&profile::default_path(&path)).unwrap();
+        let bpath = bundle::default_path(&path);
+        let info = bundle::write_bundle(&bpath, &model, &prof, &mut |_, _| {}).unwrap();
+        let layout = info.layout;
+        let mut session = Session::new(
+            model.clone(),
+            &SessionOptions {
+                n_ctx: 512,
+                n_batch: 64,
+                n_threads: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        session.set_sparsity(Some(prof), HALF).unwrap();
+        session.set_neuron_bundle(Some(info)).unwrap();
+        let min = session.fixed_region().total();
+        session.set_mem_budget(Some(min)).unwrap();
+        let sampler = Sampler::new(SamplerParams::greedy(), model.config.n_vocab);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let setup = SparsitySetup {
+            model_path: path.clone(),
+            profile: None,
+            threads: 2,
+            initial: HALF,
+        };
+        let worker = Worker::spawn(model, session, sampler, None, Some(6), setup, tx);
+        assert!(matches!(
+            next(&mut rx),
+            ChatEvent::Budget { error: None, .. }
+        ));
+
+        worker.request(Request::Send("What is 2+2?".into()));
+        let first = done(&mut rx);
+
+        // Damage a record of cluster 30, and set the budget again so the cache reads it anew.
+        let at = layout.record_offset(0, layout.ranks_of(30).start) + 10;
+        let mut bytes = std::fs::read(&bpath).unwrap();
+        bytes[at as usize] ^= 0x80;
+        std::fs::write(&bpath, &bytes).unwrap();
+        worker.request(Request::Budget(Some(min)));
+        match next(&mut rx) {
+            ChatEvent::Budget { error: None, .. } => {}
+            other => panic!("the budget is set again: {other:?}"),
+        }
+        worker.request(Request::Send("What is 2+2?".into()));
+        match next(&mut rx) {
+            ChatEvent::Error { message } => {
+                assert!(message.contains("layer 0 cluster 30 "), "{message}");
+                assert!(message.contains(&bpath.display().to_string()), "{message}");
+            }
+            other => panic!("expected the damage reported, got {other:?}"),
+        }
+
+        // Without the budget nothing is read from the bundle: the chat goes on, and the first
+        // exchange is still in its conversation (the prompt holds it: about twice the first
+        // answer's context).
+        worker.request(Request::Budget(None));
+        assert!(matches!(
+            next(&mut rx),
+            ChatEvent::Budget { error: None, .. }
+        ));
+        worker.request(Request::Send("What is 2+2?".into()));
+        let third = done(&mut rx);
+        assert!(
+            third > first + first / 2,
+            "the conversation was kept: {first} tokens after the first answer, {third} after the third"
+        );
+        drop(worker);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -400,7 +400,11 @@ impl Session {
                 + stream_io.readers * stream_io.max_read
                 + neuron_cache
                     .map(|l| {
-                        NeuronStore::min_cold_slots(l) * l.record_bytes + io.readers * io.max_read
+                        // The readers' copy of the cluster CRC table they check reads against.
+                        let crcs = l.n_layer * l.clusters_per_layer * 4;
+                        NeuronStore::min_cold_slots(l) * l.record_bytes
+                            + io.readers * io.max_read
+                            + crcs
                     })
                     .unwrap_or(0)) as u64,
         }
@@ -573,7 +577,18 @@ impl Session {
             // Rows of this chunk whose logits are wanted.
             let first_out = logits_from.saturating_sub(done).min(b);
             let out_row0 = (done + first_out).saturating_sub(logits_from);
-            if let Err(e) = self.forward_batch(chunk, first_out, out_row0) {
+            let result = self
+                .forward_batch(chunk, first_out, out_row0, Checks::Final)
+                .and_then(|finite| match finite {
+                    true => Ok(()),
+                    // Something turned non-finite: the batch again, checked after every
+                    // stage, to name where (the first pass only looked at its end, so a token
+                    // costs one check of its last hidden state and logits, not one per layer).
+                    false => self
+                        .forward_batch(chunk, first_out, out_row0, Checks::EveryStage)
+                        .and_then(|_| Err(non_finite("the output layer", n0 + done))),
+                });
+            if let Err(e) = result {
                 // Nothing of this call stays: the cache holds what it held before.
                 self.tokens.truncate(n0);
                 return Err(e);
@@ -614,7 +629,16 @@ impl Session {
     }
 
     /// One batch through every layer; logits for rows `first_out..` land at logits row `out_row0`.
-    fn forward_batch(&mut self, tokens: &[u32], first_out: usize, out_row0: usize) -> Result<()> {
+    /// Returns whether the batch's last hidden states and its logits are all finite; with
+    /// [`Checks::EveryStage`], fails at the first stage whose output is not.
+    fn forward_batch(
+        &mut self,
+        tokens: &[u32],
+        first_out: usize,
+        out_row0: usize,
+        checks: Checks,
+    ) -> Result<bool> {
+        let every = checks == Checks::EveryStage;
         if self.offload.is_none() && !self.model.ffn_in_memory() {
             return Err(Error::Invalid(
                 "this model was opened for a memory budget: set one with --mem-budget".into(),
@@ -643,6 +667,9 @@ impl Session {
         for (b, &t) in tokens.iter().enumerate() {
             let row = emb.rows_data(file, t as usize, t as usize + 1);
             (emb.kernels.dequantize)(row, &mut buf.x[b * e..(b + 1) * e]);
+        }
+        if every {
+            check_rows(&buf.x[..bsz * e], e, pos0, "the token embedding")?;
         }
         let n_rot = cfg.rope.n_rot;
         for b in 0..bsz {
@@ -722,6 +749,14 @@ impl Session {
             );
             for (x, d) in buf.x[..bsz * e].iter_mut().zip(&buf.xb[..bsz * e]) {
                 *x += d;
+            }
+            if every {
+                check_rows(
+                    &buf.x[..bsz * e],
+                    e,
+                    pos0,
+                    &format!("layer {li} (attention)"),
+                )?;
             }
 
             rms_norm_rows(
@@ -825,11 +860,19 @@ impl Session {
             for (x, d) in buf.x[..bsz * e].iter_mut().zip(&buf.xb[..bsz * e]) {
                 *x += d;
             }
+            if every {
+                check_rows(&buf.x[..bsz * e], e, pos0, &format!("layer {li} (FFN)"))?;
+            }
+        }
+        // A non-finite value anywhere in a layer stays in its row's residual stream (a sum), and
+        // reaches other rows only through it: checking the last hidden states covers every layer.
+        if !all_finite(&buf.x[..bsz * e]) {
+            return Ok(false);
         }
 
         let n_out = bsz - first_out;
         if n_out == 0 {
-            return Ok(());
+            return Ok(true);
         }
         let rows = first_out * e..bsz * e;
         rms_norm_rows(
@@ -847,6 +890,38 @@ impl Session {
             n_out,
             out,
         );
-        Ok(())
+        Ok(all_finite(out))
     }
+}
+
+/// How much of the forward pass is checked for non-finite values.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    /// The last hidden states and the logits: once per batch, cheap.
+    Final,
+    /// After the embedding and after every layer's attention and FFN (to name where).
+    EveryStage,
+}
+
+/// Whether every value is finite. Branch-free, so it vectorizes: a token's logits (49152 for
+/// SmolLM2) take a few microseconds.
+fn all_finite(v: &[f32]) -> bool {
+    v.iter().fold(true, |ok, x| ok & x.is_finite())
+}
+
+/// Fails naming `stage` when a row of `x` (rows of `width`, the first at position `pos0`) holds
+/// a non-finite value.
+fn check_rows(x: &[f32], width: usize, pos0: usize, stage: &str) -> Result<()> {
+    match x.chunks_exact(width).position(|r| !all_finite(r)) {
+        None => Ok(()),
+        Some(row) => Err(non_finite(stage, pos0 + row)),
+    }
+}
+
+/// The error of a forward pass that produced NaN or infinity.
+fn non_finite(stage: &str, pos: usize) -> Error {
+    Error::Model(format!(
+        "the activations turned non-finite (NaN or infinity) first in {stage}, at the token in \
+         position {pos}: the model's weights there are damaged or unusable, so no result is given"
+    ))
 }

@@ -56,8 +56,10 @@
 //! Every derived field (sizes, offsets) is stored although it follows from the dimensions and
 //! types: a reader checks that they agree, so a file from a writer with different rules is refused
 //! rather than misread. The checksums cover only the header and tables, read once at load; the
-//! data is covered cluster by cluster by the CRC table ([`verify_cluster`]) so a reader can check
-//! each read for a few microseconds instead of hashing the whole file up front.
+//! data is covered cluster by cluster by the CRC table so a reader can check each read for a few
+//! microseconds instead of hashing the whole file up front: the offload readers check every
+//! cluster they read before a record of it reaches compute ([`super::cluster_check`]), and
+//! `sparsetop convert` checks the whole file ([`verify_file`]).
 
 use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;

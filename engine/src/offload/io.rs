@@ -36,6 +36,12 @@
 //!   read it with `Acquire`, so the copied bytes are visible once it reads done. A waiter spins
 //!   briefly, then sleeps on a futex (Linux, Android) so a stalled read costs no CPU the readers
 //!   might need; readers make a wake-up system call only when someone sleeps.
+//! * **Checks.** With [`IoConfig::check`] (the neuron bundle's cluster CRCs), every request is
+//!   widened to the whole clusters it lies in, and a reader checks each of those clusters' CRC
+//!   in its bounce buffer before copying anything out: a request whose cluster does not match
+//!   fails with a message naming the layer and the cluster, and its destination is never given
+//!   to compute. The check runs here, on the reader threads, so the compute threads never pay
+//!   for it (see [`super::cluster_check`]).
 //! * **Failures.** An I/O error or a short read (the file was truncated while in use, or a request
 //!   lies past its end: never zero-filled) fails every request of that read with a message naming
 //!   the offset, the length and the OS error; the engine keeps serving later requests. Dropping
@@ -56,6 +62,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use super::cluster_check::ClusterCheck;
 use crate::{Error, Result};
 
 /// Alignment of every read's offset, length and buffer. `O_DIRECT` needs the device's logical block
@@ -308,7 +315,12 @@ pub struct IoConfig {
     pub merge_gap: u64,
     /// Largest single read in bytes, a multiple of [`ALIGN`] (rounded up). Past ~256 KiB reads get
     /// no cheaper per byte, and a bigger read delays the requests queued behind it. Default 256 KiB.
+    /// With [`IoConfig::check`], rounded down to whole clusters (up to one cluster if smaller).
     pub max_read: usize,
+    /// Check every byte handed out against the file's cluster CRCs (the neuron bundle's): requests
+    /// must then lie in the checked data section, and are read as whole clusters. `None` (the
+    /// default) reads unchecked, as for the model file, which has no checksums.
+    pub check: Option<Arc<ClusterCheck>>,
     #[doc(hidden)]
     pub faults: Faults,
 }
@@ -321,6 +333,7 @@ impl Default for IoConfig {
             direct: true,
             merge_gap: 4096,
             max_read: 256 << 10,
+            check: None,
             faults: Faults::default(),
         }
     }
@@ -384,6 +397,11 @@ struct Job {
     len: u32,
     dest: *mut u8,
     done: *const Completion,
+    /// The aligned range a read must cover to serve the job (whole clusters when checked).
+    lo: u64,
+    hi: u64,
+    /// How far the file must go for the job: its end, or its last cluster's when checked.
+    need_end: u64,
 }
 
 // SAFETY: the pointers are only used as `submit`'s contract allows, from whichever reader takes
@@ -512,13 +530,13 @@ fn align_up(x: u64) -> u64 {
 fn plan(jobs: &[Job], gap: u64, max_read: u64, demand: bool, out: &mut Vec<Span>) {
     let first = out.len();
     for (i, job) in jobs.iter().enumerate() {
-        let (start, end) = (align_down(job.offset), align_up(job.end()));
+        let (start, end) = (job.lo, job.hi);
         if out.len() > first {
             let span = out.last_mut().expect("non-empty");
             let end = end.max(span.end);
             if start <= span.end.saturating_add(gap) && end - span.start <= max_read {
                 span.end = end;
-                span.need_end = span.need_end.max(job.end());
+                span.need_end = span.need_end.max(job.need_end);
                 span.hi = i + 1;
                 continue;
             }
@@ -526,7 +544,7 @@ fn plan(jobs: &[Job], gap: u64, max_read: u64, demand: bool, out: &mut Vec<Span>
         out.push(Span {
             start,
             end,
-            need_end: job.end(),
+            need_end: job.need_end,
             lo: i,
             hi: i + 1,
             demand,
@@ -607,6 +625,7 @@ struct Shared {
     direct: AtomicBool,
     max_read: usize,
     capacity: usize,
+    check: Option<Arc<ClusterCheck>>,
     faults: Faults,
     queue: Mutex<Queue>,
     /// Readers wait here for work.
@@ -656,7 +675,13 @@ impl IoEngine {
                 cfg.max_read
             )));
         }
-        let max_read = cfg.max_read.next_multiple_of(ALIGN);
+        let mut max_read = cfg.max_read.next_multiple_of(ALIGN);
+        if let Some(c) = &cfg.check {
+            // Reads start on a cluster and go in pieces of `max_read`: whole clusters each, so
+            // every cluster is checked from one piece.
+            let cb = c.cluster_bytes();
+            max_read = (max_read - max_read % cb).max(cb);
+        }
         let (file, direct) = open_file(path, cfg.direct, &cfg.faults)?;
         let meta = file.metadata().map_err(|e| Error::io(path, e))?;
         if !meta.is_file() {
@@ -675,6 +700,7 @@ impl IoEngine {
             direct: AtomicBool::new(direct),
             max_read,
             capacity: cfg.queue_capacity,
+            check: cfg.check,
             faults: cfg.faults,
             queue: Mutex::new(Queue {
                 demand: VecDeque::with_capacity(cfg.queue_capacity),
@@ -769,24 +795,39 @@ impl IoEngine {
                 continue;
             }
             let end = r.offset.checked_add(u64::from(r.len));
-            if end.is_none_or(|end| end > MAX_OFFSET) {
-                let id = shared.record_error(
-                    io::ErrorKind::InvalidInput,
+            let range = match (end, &shared.check) {
+                (Some(end), _) if end > MAX_OFFSET => None,
+                (Some(end), None) => Some((align_down(r.offset), align_up(end), end)),
+                (Some(_), Some(c)) => c
+                    .span(r.offset, u64::from(r.len))
+                    .map(|s| (s.start, s.end, s.end)),
+                (None, _) => None,
+            };
+            let Some((lo, hi, need_end)) = range else {
+                let msg = if end.is_some_and(|e| e <= MAX_OFFSET) {
+                    format!(
+                        "request of {} bytes at offset {} lies outside the checked data section",
+                        r.len, r.offset
+                    )
+                } else {
                     format!(
                         "request of {} bytes at offset {} ends past the largest file offset",
                         r.len, r.offset
-                    ),
-                    1,
-                );
+                    )
+                };
+                let id = shared.record_error(io::ErrorKind::InvalidInput, msg, 1);
                 // SAFETY: as above.
                 unsafe { Completion::finish(r.done, FAILED_BASE + id) };
                 continue;
-            }
+            };
             let job = Job {
                 offset: r.offset,
                 len: r.len,
                 dest: r.dest,
                 done: r.done,
+                lo,
+                hi,
+                need_end,
             };
             if r.prefetch {
                 sc.prefetch.push(job);
@@ -803,7 +844,7 @@ impl IoEngine {
         plan(&sc.demand, self.merge_gap, max_read, true, &mut sc.spans);
         let n_demand = sc.spans.len();
         for job in &sc.prefetch {
-            let (start, end) = (align_down(job.offset), align_up(job.end()));
+            let (start, end) = (job.lo, job.hi);
             let k = sc.spans[..n_demand].partition_point(|s| s.start <= start);
             if k > 0 && end <= sc.spans[k - 1].end {
                 sc.attached.push((k - 1, *job));
@@ -835,7 +876,7 @@ impl IoEngine {
             ring.extend(sc.attached[att..att_end].iter().map(|(_, job)| *job));
             let need_end = sc.attached[att..att_end]
                 .iter()
-                .fold(span.need_end, |e, (_, job)| e.max(job.end()));
+                .fold(span.need_end, |e, (_, job)| e.max(job.need_end));
             att = att_end;
             let read = Read {
                 start: span.start,
@@ -954,6 +995,13 @@ impl Shared {
         // The requests of the read being served (a read holds at most `capacity` of them, unless
         // it came alone into an empty queue).
         let mut jobs: Vec<Job> = Vec::with_capacity(self.capacity);
+        // Per job, its outcome; per cluster of a piece, its check's outcome (0 = not checked yet).
+        let mut outcomes: Vec<u32> = Vec::with_capacity(self.capacity);
+        let n_clusters = self
+            .check
+            .as_ref()
+            .map_or(0, |c| self.max_read / c.cluster_bytes());
+        let mut checked = vec![0u32; n_clusters];
         loop {
             let read = {
                 let mut q = lock(&self.queue);
@@ -983,7 +1031,9 @@ impl Shared {
             lock(&self.served).push((read.start, read.demand));
             // A panic here would be a bug, but must not leave waiters hanging: `serve` sets the
             // completions only at its very end, so on a panic none is set yet.
-            let served = catch_unwind(AssertUnwindSafe(|| self.serve(&read, &jobs, &mut buf)));
+            let served = catch_unwind(AssertUnwindSafe(|| {
+                self.serve(&read, &jobs, &mut buf, &mut outcomes, &mut checked)
+            }));
             if served.is_err() {
                 self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
                 let msg = format!(
@@ -1001,12 +1051,22 @@ impl Shared {
         }
     }
 
-    /// Performs `read` (in `max_read` pieces) and finishes its requests, `jobs`.
-    fn serve(&self, read: &Read, jobs: &[Job], buf: &mut AlignedBuf) {
+    /// Performs `read` (in `max_read` pieces) and finishes its requests, `jobs`. With a check,
+    /// a job whose clusters do not all pass fails alone (`outcomes`, `checked`: scratch).
+    fn serve(
+        &self,
+        read: &Read,
+        jobs: &[Job],
+        buf: &mut AlignedBuf,
+        outcomes: &mut Vec<u32>,
+        checked: &mut [u32],
+    ) {
         let stats = &self.stats;
         stats.in_flight.fetch_add(1, Ordering::Relaxed);
         let buf = buf.as_mut_slice();
         let mut outcome = DONE;
+        outcomes.clear();
+        outcomes.resize(jobs.len(), DONE);
         let mut pos = read.start;
         while pos < read.end {
             let want = (read.end - pos).min(self.max_read as u64) as usize;
@@ -1019,7 +1079,10 @@ impl Shared {
                 Ok(got) => {
                     add(&stats.bytes_read, got as u64);
                     if got >= need {
-                        copy_out(&buf[..got], pos, jobs);
+                        if let Some(c) = &self.check {
+                            self.check_piece(c, &buf[..got], pos, jobs, outcomes, checked);
+                        }
+                        copy_out(&buf[..got], pos, jobs, outcomes);
                         None
                     } else {
                         let size = match self.file.metadata() {
@@ -1056,9 +1119,52 @@ impl Shared {
         let latency = read.submitted.elapsed().as_micros() as u64;
         add(&stats.latency_us_sum, latency * jobs.len() as u64);
         stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-        for job in jobs {
+        for (job, &own) in jobs.iter().zip(outcomes.iter()) {
+            // A failed read fails every job; otherwise a job's own check decides.
+            let value = if outcome == DONE { own } else { outcome };
+            if outcome == DONE && own != DONE {
+                add(&stats.failed_requests, 1);
+            }
             // SAFETY: live until set, by `submit`'s contract; not touched after.
-            unsafe { Completion::finish(job.done, outcome) };
+            unsafe { Completion::finish(job.done, value) };
+        }
+    }
+
+    /// Checks the clusters of `data` (the file's bytes from `pos`, a cluster boundary, in whole
+    /// clusters up to the jobs' needs) that the jobs use, each cluster once; a job with a
+    /// damaged cluster gets that cluster's failure in `outcomes`.
+    fn check_piece(
+        &self,
+        check: &ClusterCheck,
+        data: &[u8],
+        pos: u64,
+        jobs: &[Job],
+        outcomes: &mut [u32],
+        checked: &mut [u32],
+    ) {
+        let cb = check.cluster_bytes() as u64;
+        let data_end = pos + data.len() as u64;
+        let n = (data.len() as u64).div_ceil(cb) as usize;
+        let n = n.min(checked.len());
+        checked[..n].fill(0);
+        for (job, out) in jobs.iter().zip(outcomes.iter_mut()) {
+            let (from, to) = (job.lo.max(pos), job.hi.min(data_end));
+            let mut at = from;
+            while at < to && *out == DONE {
+                let k = ((at - pos) / cb) as usize;
+                if checked[k] == 0 {
+                    let bytes = &data[(at - pos) as usize..(at - pos + cb) as usize];
+                    checked[k] = match check.check(at, bytes) {
+                        Ok(()) => DONE,
+                        Err(msg) => {
+                            add(&self.stats.errors, 1);
+                            FAILED_BASE + self.record_error(io::ErrorKind::InvalidData, msg, 0)
+                        }
+                    };
+                }
+                *out = checked[k];
+                at += cb;
+            }
         }
     }
 
@@ -1157,10 +1263,11 @@ impl Shared {
     }
 }
 
-/// Copies each job's part of `data` (the file's bytes from `pos`) to its destination.
-fn copy_out(data: &[u8], pos: u64, jobs: &[Job]) {
+/// Copies each job's part of `data` (the file's bytes from `pos`) to its destination, but not
+/// for jobs that already failed (a damaged cluster's bytes go nowhere).
+fn copy_out(data: &[u8], pos: u64, jobs: &[Job], outcomes: &[u32]) {
     let data_end = pos + data.len() as u64;
-    for job in jobs {
+    for (job, _) in jobs.iter().zip(outcomes).filter(|(_, &o)| o == DONE) {
         let from = job.offset.max(pos);
         let to = job.end().min(data_end);
         if from < to {

@@ -16,6 +16,7 @@
 pub mod budget;
 pub mod bundle;
 pub mod cache;
+pub mod cluster_check;
 #[cfg(unix)]
 pub mod io;
 #[cfg(unix)]

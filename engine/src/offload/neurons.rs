@@ -10,11 +10,26 @@
 //! slot, issues demand reads for the misses and prefetch reads for the next layer's predicted set,
 //! and compute then takes records as their reads complete ([`NeuronStore::record`]), chunk by
 //! chunk, so compute overlaps the reads still in flight. All memory is allocated up front.
+//!
+//! Every record is checked against its cluster's CRC32 on the I/O threads before compute sees it
+//! ([`ClusterCheck`]): a damaged cluster fails the step with an error naming the file, the layer
+//! and the cluster, and its bytes are never used.
 
 use super::bundle::{BundleInfo, BundleLayout};
 use super::cache::ClockCache;
+use super::cluster_check::ClusterCheck;
 use super::io::{Completion, CompletionState, IoConfig, IoEngine, ReadRequest};
 use crate::error::{Error, Result};
+use std::sync::Arc;
+
+/// Set (to anything) to read the bundle without checking its cluster CRCs. Only for measuring
+/// what the check costs (`sparsetop bench` with and without it): it lets damaged data through.
+pub const UNCHECKED_ENV: &str = "SPARSETOP_BENCH_UNCHECKED_READS";
+
+/// Whether reads skip the CRC check ([`UNCHECKED_ENV`]).
+pub fn unchecked_reads() -> bool {
+    std::env::var_os(UNCHECKED_ENV).is_some()
+}
 
 /// Where a rank's record is for the current step.
 const LOC_NONE: u32 = u32::MAX;
@@ -93,6 +108,10 @@ impl NeuronStore {
     /// gets the rest.
     pub fn new(info: &BundleInfo, spare: u64, io: IoConfig) -> Result<Self> {
         let layout = info.layout;
+        let io = IoConfig {
+            check: (!unchecked_reads()).then(|| Arc::new(ClusterCheck::for_bundle(info))),
+            ..io
+        };
         let rec = layout.record_bytes;
         let extra = (spare / rec as u64).min(layout.n_ff as u64);
         let cold_slots = Self::min_cold_slots(&layout) + extra as usize;

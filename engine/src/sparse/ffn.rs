@@ -388,6 +388,13 @@ impl SparseFfn {
         let slots = &self.slots;
         let store = store.as_deref();
         let failed = std::sync::atomic::AtomicBool::new(false);
+        // The first failed read's error (a damaged cluster names its layer and cluster).
+        let read_error: std::sync::Mutex<Option<crate::Error>> = std::sync::Mutex::new(None);
+        let fail = |e: crate::Error| {
+            failed.store(true, Ordering::Relaxed);
+            let mut first = read_error.lock().unwrap_or_else(|p| p.into_inner());
+            first.get_or_insert(e);
+        };
         let (grb, urb) = (l.gate.row_bytes, l.up.row_bytes);
         let gdata = l.gate.rows_data(file, 0, n_ff);
         let udata = l.up.rows_data(file, 0, n_ff);
@@ -437,8 +444,8 @@ impl SparseFfn {
                         }
                         // Not needed (the predictor left it out): never active.
                         Ok(None) => (0.0, 0.0),
-                        Err(_) => {
-                            failed.store(true, Ordering::Relaxed);
+                        Err(e) => {
+                            fail(e);
                             (0.0, 0.0)
                         }
                     };
@@ -538,8 +545,12 @@ impl SparseFfn {
                                 // An active neuron's record was read in the first pass.
                                 Some(st) => match st.record(li, rank_of[b0 + j] as usize) {
                                     Ok(Some(r)) => st.split(r).2,
-                                    _ => {
+                                    Ok(None) => {
                                         failed.store(true, Ordering::Relaxed);
+                                        continue;
+                                    }
+                                    Err(e) => {
+                                        fail(e);
                                         continue;
                                     }
                                 },
@@ -631,6 +642,11 @@ impl SparseFfn {
             }
         });
         if failed.load(Ordering::Relaxed) {
+            if let Some(e) = read_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                return Err(crate::Error::Invalid(format!(
+                    "reading FFN weights from the neuron bundle failed: {e}"
+                )));
+            }
             // Name the read that failed (the store's I/O engine kept its message).
             let (path, msg) = store
                 .map(|s| {

@@ -631,3 +631,118 @@ fn open_reports_clear_errors() {
         8192
     );
 }
+
+/// A file of `clusters` clusters of `cluster_bytes` from offset 8192 (after 8 KiB of "tables"),
+/// 4 clusters per layer, and the check of its CRCs as written; then the byte at `damage` is
+/// flipped on disk (and the page cache dropped, so the reads see it).
+fn checked_file(cluster_bytes: usize, clusters: usize, damage: u64) -> (TestFile, ClusterCheck) {
+    let file = TestFile::new(8192 + cluster_bytes * clusters, 23);
+    let crcs = file.data[8192..]
+        .chunks(cluster_bytes)
+        .map(crc32fast::hash)
+        .collect();
+    let f = OpenOptions::new().write(true).open(&file.path).unwrap();
+    f.write_at(&[file.data[damage as usize] ^ 0x40], damage)
+        .unwrap();
+    f.sync_all().unwrap();
+    fadvise(&f, 0, 0, libc::POSIX_FADV_DONTNEED);
+    (file, ClusterCheck::new(8192, cluster_bytes, 4, crcs))
+}
+
+fn checked_config(check: ClusterCheck, max_read: usize) -> IoConfig {
+    IoConfig {
+        readers: 2,
+        max_read,
+        check: Some(Arc::new(check)),
+        ..IoConfig::default()
+    }
+}
+
+#[test]
+fn a_damaged_cluster_fails_only_the_requests_it_holds_and_names_its_layer() {
+    // Cluster 5 (layer 1, cluster 1) is damaged; records of 1000 bytes, 4 per cluster, demand
+    // and prefetch, all merged into one read with their neighbours.
+    let (file, check) = checked_file(4096, 12, 8192 + 5 * 4096 + 2100);
+    let engine = IoEngine::open(&file.path, checked_config(check, 256 << 10)).unwrap();
+    let reqs: Vec<(u64, u32, bool)> = (0..12u64)
+        .flat_map(|c| (0..4u64).map(move |r| (8192 + c * 4096 + r * 1000, 1000, r % 2 == 1)))
+        .collect();
+    let mut batch = Batch::new(&reqs);
+    batch.submit(&engine);
+    for (i, result) in batch.wait(&engine).into_iter().enumerate() {
+        let (offset, len, _) = reqs[i];
+        if i / 4 == 5 {
+            let msg = result.unwrap_err().to_string();
+            assert!(msg.contains(&file.path.display().to_string()), "{msg}");
+            assert!(msg.contains("layer 1 cluster 1 "), "{msg}");
+            assert!(msg.contains("corrupt"), "{msg}");
+            // The damaged bytes were never copied out.
+            assert!(batch.dests[i].iter().all(|&b| b == 0xA5));
+        } else {
+            result.unwrap_or_else(|e| panic!("request {i} failed: {e}"));
+            let want = &file.data[offset as usize..(offset + u64::from(len)) as usize];
+            assert!(batch.dests[i] == want, "request {i} has the wrong bytes");
+        }
+    }
+    let s = engine.stats();
+    assert_eq!((s.errors, s.failed_requests), (1, 4), "{s:?}");
+    // Read again, the damage is found again: nothing was cached as good.
+    let mut again = Batch::new(&[(8192 + 5 * 4096 + 3000, 1000, false)]);
+    again.submit(&engine);
+    assert!(again.wait(&engine)[0].is_err());
+}
+
+#[test]
+fn reads_of_several_page_clusters_are_checked_whole_across_pieces() {
+    // Clusters of 3 pages; max_read 16 KiB becomes one cluster (12 KiB) per piece, so a read of
+    // many clusters is checked piece by piece. A record of 9000 bytes starts each cluster; the
+    // damage is in the last page of cluster 6, which its record does not even reach: the whole
+    // cluster is checked, as its CRC covers it.
+    let cb = 12288usize;
+    let (file, check) = checked_file(cb, 8, 8192 + 6 * cb as u64 + 12000);
+    let engine = IoEngine::open(&file.path, checked_config(check, 16 << 10)).unwrap();
+    let reqs: Vec<(u64, u32, bool)> = (0..8u64)
+        .map(|c| (8192 + c * cb as u64, 9000, false))
+        .collect();
+    let mut batch = Batch::new(&reqs);
+    batch.submit(&engine);
+    for (i, result) in batch.wait(&engine).into_iter().enumerate() {
+        if i == 6 {
+            let msg = result.unwrap_err().to_string();
+            assert!(msg.contains("layer 1 cluster 2 "), "{msg}");
+        } else {
+            result.unwrap_or_else(|e| panic!("request {i} failed: {e}"));
+            let o = reqs[i].0 as usize;
+            assert!(batch.dests[i] == file.data[o..o + 9000]);
+        }
+    }
+    assert!(engine.stats().reads >= 8, "one piece per cluster");
+}
+
+#[test]
+fn checked_requests_outside_the_data_section_fail_at_once() {
+    let (file, check) = checked_file(4096, 4, 8192 + 10);
+    let engine = IoEngine::open(&file.path, checked_config(check, 256 << 10)).unwrap();
+    engine.set_paused(true);
+    let mut batch = Batch::new(&[(100, 1000, false), (8192 + 3 * 4096 + 100, 4096, false)]);
+    batch.submit(&engine);
+    for result in batch.wait(&engine) {
+        let msg = result.unwrap_err().to_string();
+        assert!(msg.contains("outside the checked data section"), "{msg}");
+    }
+    assert_eq!(engine.stats().reads, 0);
+}
+
+#[test]
+fn without_a_check_the_damaged_bytes_are_read_as_they_are() {
+    // What the check guards against: the same damage goes through unnoticed without it.
+    let (file, _) = checked_file(4096, 4, 8192 + 2 * 4096 + 5);
+    let engine = IoEngine::open(&file.path, config(1)).unwrap();
+    let mut batch = Batch::new(&[(8192 + 2 * 4096, 1000, false)]);
+    batch.submit(&engine);
+    batch.wait(&engine)[0].as_ref().unwrap();
+    assert_ne!(
+        batch.dests[0][..],
+        file.data[8192 + 2 * 4096..8192 + 2 * 4096 + 1000]
+    );
+}
