@@ -12,25 +12,35 @@ use tokio::sync::mpsc::UnboundedSender;
 pub fn read(path: &Path) -> anyhow::Result<(Option<Header>, Vec<RecordLine>)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the recording {}", path.display()))?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses a recording's text (`name` says where it came from in errors). Apart from [`read`] so
+/// that the fuzz target (`fuzz/fuzz_targets/recording.rs`) runs exactly this code on its inputs.
+pub fn parse(text: &str, name: &str) -> anyhow::Result<(Option<Header>, Vec<RecordLine>)> {
     let mut header = None;
     let mut lines = Vec::new();
     for (i, l) in text.lines().enumerate() {
         if l.trim().is_empty() {
             continue;
         }
-        let r: RecordLine = serde_json::from_str(l).map_err(|e| {
-            anyhow!(
-                "{}:{}: not a sparsetop recording line: {e}",
-                path.display(),
-                i + 1
-            )
-        })?;
+        let r: RecordLine = serde_json::from_str(l)
+            .map_err(|e| anyhow!("{name}:{}: not a sparsetop recording line: {e}", i + 1))?;
         if let Some(h) = &r.header {
             header.get_or_insert(h.clone());
         }
         lines.push(r);
     }
     Ok((header, lines))
+}
+
+/// When a line recorded at `t` seconds is due: `t / speed` after `start`. A time past what a
+/// `Duration` holds (`"t": 1e300` is valid JSON) is waited for as "never" (30 years) instead of
+/// panicking in `Duration::from_secs_f64`; a negative one is due at once.
+fn due(start: tokio::time::Instant, t: f64, speed: f64) -> tokio::time::Instant {
+    const NEVER: Duration = Duration::from_secs(30 * 365 * 86_400);
+    let wait = Duration::try_from_secs_f64((t / speed).max(0.0)).map_or(NEVER, |d| d.min(NEVER));
+    start + wait
 }
 
 /// Sends the lines' items at their recorded times divided by `speed`, then `ReplayEnd`.
@@ -42,8 +52,7 @@ pub async fn play(lines: Vec<RecordLine>, speed: f64, tx: UnboundedSender<Feed>)
     };
     let start = tokio::time::Instant::now();
     for l in lines {
-        let at = start + Duration::from_secs_f64((l.t / speed).max(0.0));
-        tokio::time::sleep_until(at).await;
+        tokio::time::sleep_until(due(start, l.t, speed)).await;
         if let Some(f) = l.feed() {
             if tx.send(f).is_err() {
                 return;
@@ -51,4 +60,34 @@ pub async fn play(lines: Vec<RecordLine>, speed: f64, tx: UnboundedSender<Feed>)
         }
     }
     let _ = tx.send(Feed::ReplayEnd);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::feed::ChatEvent;
+
+    /// Found by `fuzz/fuzz_targets/recording.rs`: a line whose time is past what a `Duration`
+    /// holds (`"t": 1e300`, valid JSON) made `play` panic in `Duration::from_secs_f64`, ending the
+    /// replay with the terminal in raw mode.
+    #[test]
+    fn a_time_past_any_duration_waits_instead_of_panicking() {
+        let text = "{\"t\":0.0,\"chat\":{\"kind\":\"user\",\"text\":\"hi\"}}\n\
+                    {\"t\":1e300,\"chat\":{\"kind\":\"cleared\"}}\n";
+        let (_, lines) = parse(text, "t.jsonl").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let played = rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(200), play(lines, 1.0, tx)).await
+        });
+        assert!(played.is_err(), "the far line is still waited for");
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Feed::Chat(ChatEvent::User { .. }))
+        ));
+        assert!(rx.try_recv().is_err(), "the far line is not played early");
+    }
 }
