@@ -12,19 +12,20 @@ use tokio::sync::mpsc::UnboundedSender;
 pub fn read(path: &Path) -> anyhow::Result<(Option<Header>, Vec<RecordLine>)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the recording {}", path.display()))?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses a recording's text (`name` says where it came from in errors). Apart from [`read`] so
+/// that the fuzz target (`fuzz/fuzz_targets/recording.rs`) runs exactly this code on its inputs.
+pub fn parse(text: &str, name: &str) -> anyhow::Result<(Option<Header>, Vec<RecordLine>)> {
     let mut header = None;
     let mut lines = Vec::new();
     for (i, l) in text.lines().enumerate() {
         if l.trim().is_empty() {
             continue;
         }
-        let r: RecordLine = serde_json::from_str(l).map_err(|e| {
-            anyhow!(
-                "{}:{}: not a sparsetop recording line: {e}",
-                path.display(),
-                i + 1
-            )
-        })?;
+        let r: RecordLine = serde_json::from_str(l)
+            .map_err(|e| anyhow!("{name}:{}: not a sparsetop recording line: {e}", i + 1))?;
         if let Some(h) = &r.header {
             header.get_or_insert(h.clone());
         }
@@ -74,5 +75,30 @@ mod tests {
         assert_eq!(at_time(f64::NAN, 1.0), Duration::ZERO);
         assert_eq!(at_time(1e300, 0.01), Duration::from_secs(86_400));
         assert_eq!(at_time(f64::INFINITY, 1.0), Duration::from_secs(86_400));
+    }
+
+    /// Found by `fuzz/fuzz_targets/recording.rs`: a line whose time is past what a `Duration`
+    /// holds (`"t": 1e300`, valid JSON) made `play` panic in `Duration::from_secs_f64`, ending the
+    /// replay with the terminal in raw mode.
+    #[test]
+    fn a_time_past_any_duration_waits_instead_of_panicking() {
+        use crate::tui::feed::ChatEvent;
+        let text = "{\"t\":0.0,\"chat\":{\"kind\":\"user\",\"text\":\"hi\"}}\n\
+                    {\"t\":1e300,\"chat\":{\"kind\":\"cleared\"}}\n";
+        let (_, lines) = parse(text, "t.jsonl").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let played = rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(200), play(lines, 1.0, tx)).await
+        });
+        assert!(played.is_err(), "the far line is still waited for");
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Feed::Chat(ChatEvent::User { .. }))
+        ));
+        assert!(rx.try_recv().is_err(), "the far line is not played early");
     }
 }
