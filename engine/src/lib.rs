@@ -2,6 +2,7 @@
 //!
 //! No UI here: the app drives the engine and reads its telemetry events.
 
+pub mod bandwidth;
 pub mod chat;
 pub mod conversation;
 pub mod error;
