@@ -39,15 +39,17 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Measure prompt and generation speed, like llama-bench.
     Bench(BenchArgs),
-    /// Download the default model (SmolLM2-135M-Instruct Q4_1) into the cache.
-    Pull,
+    /// Download a model into the cache and verify it (default: SmolLM2-135M-Instruct Q4_1);
+    /// `--list` shows the models that can be pulled.
+    Pull(PullArgs),
 }
 
 /// Model selection and engine settings shared by every command that runs the model.
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
-    /// GGUF model file (default: SmolLM2-135M-Instruct Q4_1, downloaded on first use).
-    #[arg(short = 'm', long = "model", value_name = "PATH")]
+    /// GGUF model file, or the name of a model to fetch (`sparsetop pull --list`; default:
+    /// SmolLM2-135M-Instruct Q4_1, downloaded on first use).
+    #[arg(short = 'm', long = "model", value_name = "PATH|NAME")]
     pub model: Option<PathBuf>,
     /// Worker threads (default: one per core; at most 4 per CPU).
     #[arg(
@@ -227,8 +229,9 @@ pub struct ReplayArgs {
 
 #[derive(Args, Debug)]
 pub struct TokenizeArgs {
-    /// GGUF model file (default: the default model).
-    #[arg(short = 'm', long = "model", value_name = "PATH")]
+    /// GGUF model file, or the name of a model to fetch (`sparsetop pull --list`; default: the
+    /// default model).
+    #[arg(short = 'm', long = "model", value_name = "PATH|NAME")]
     pub model: Option<PathBuf>,
     /// Text to tokenize.
     #[arg(
@@ -263,8 +266,9 @@ pub struct PerplexityArgs {
 
 #[derive(Args, Debug)]
 pub struct CalibrateArgs {
-    /// GGUF model file (default: the default model).
-    #[arg(short = 'm', long = "model", value_name = "PATH")]
+    /// GGUF model file, or the name of a model to fetch (`sparsetop pull --list`; default: the
+    /// default model).
+    #[arg(short = 'm', long = "model", value_name = "PATH|NAME")]
     pub model: Option<PathBuf>,
     /// Calibration text (default: the public-domain texts shipped in assets/calibration.txt).
     #[arg(short = 'f', long)]
@@ -293,8 +297,9 @@ pub struct CalibrateArgs {
 
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
-    /// GGUF model file (default: the default model).
-    #[arg(short = 'm', long = "model", value_name = "PATH")]
+    /// GGUF model file, or the name of a model to fetch (`sparsetop pull --list`; default: the
+    /// default model).
+    #[arg(short = 'm', long = "model", value_name = "PATH|NAME")]
     pub model: Option<PathBuf>,
     /// Sparsity profile whose hot-first neuron order the file follows (default: MODEL.sparsity
     /// next to the model or in the cache directory; made by calibration when there is none).
@@ -322,8 +327,9 @@ pub struct ConvertArgs {
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// GGUF model file (default: SmolLM2-135M-Instruct Q4_1, downloaded on first use).
-    #[arg(short = 'm', long = "model", value_name = "PATH")]
+    /// GGUF model file, or the name of a model to fetch (`sparsetop pull --list`; default:
+    /// SmolLM2-135M-Instruct Q4_1, downloaded on first use).
+    #[arg(short = 'm', long = "model", value_name = "PATH|NAME")]
     pub model: Option<PathBuf>,
     /// Prompt tokens evaluated per batch (at least the prompt length by default).
     #[arg(short = 'b', long = "batch-size", default_value_t = 512, value_parser = vp::at_least_one)]
@@ -339,7 +345,7 @@ pub struct BenchArgs {
     /// report the speed ratio of each pair (on a busy machine, pairs close in time share its load).
     #[arg(long)]
     pub vs_dense: bool,
-    /// Context size (default: prompt + generated tokens).
+    /// Context size (default: depth + prompt + generated tokens).
     #[arg(
         short = 'c',
         long = "ctx-size",
@@ -363,6 +369,10 @@ pub struct BenchArgs {
     /// Tokens of the generation test (0 = skip it).
     #[arg(short = 'n', long = "n-gen", default_value_t = 64)]
     pub n_gen: usize,
+    /// Context depth: fill the KV cache with this many tokens (untimed) before each test, as
+    /// llama-bench's -d does, to measure long-context speed.
+    #[arg(short = 'd', long = "n-depth", default_value_t = 0)]
+    pub depth: usize,
     /// Repetitions of each test.
     #[arg(short = 'r', long = "repetitions", default_value_t = 5, value_parser = vp::at_least_one)]
     pub repetitions: usize,
@@ -372,8 +382,19 @@ pub struct BenchArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct PullArgs {
+    /// Model to pull, by name (see --list; default: smollm2-135m).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// List the models that can be pulled, their sizes and whether they are cached.
+    #[arg(long, conflicts_with = "name")]
+    pub list: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// GGUF model file (default: the default model).
+    /// GGUF model file, or the name of a model to fetch (`sparsetop pull --list`; default: the
+    /// default model).
     pub model: Option<PathBuf>,
     /// List every tensor.
     #[arg(long)]

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Calibrate(a)) => commands::calibrate::run(&a),
         Some(cli::Command::Convert(a)) => commands::convert::run(&a),
         Some(cli::Command::Bench(a)) => commands::bench::run(&a),
-        Some(cli::Command::Pull) => commands::pull::run(),
+        Some(cli::Command::Pull(a)) => commands::pull::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

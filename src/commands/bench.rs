@@ -4,11 +4,19 @@
 //! time from an empty cache (no sampling, so only the engine is timed). Token ids are pseudo-random
 //! but fixed, so runs are comparable. One untimed warm-up run of each test comes first: the first
 //! touches of the mapped weights and buffers would otherwise count against the first repetition.
+//! With `-d N` every test starts after N cached tokens instead (filled once, untimed), as
+//! `llama-bench -d` does.
+//!
+//! Each result also says how close it is to the machine's ceiling: the bytes a token must read
+//! (see `model::traffic`), the GB/s that makes at the measured speed, and that as a share of the
+//! read bandwidth probed at start with the same number of threads (`bandwidth`).
 
 use super::common;
 use super::ffn_report::FfnReport;
 use crate::cli::BenchArgs;
 use crate::output;
+use sparsetop_engine::bandwidth::{self, Measurement};
+use sparsetop_engine::model::traffic::Traffic;
 use sparsetop_engine::sparse::SparsityConfig;
 use sparsetop_engine::{Model, Session, SessionOptions};
 use std::fmt::Write;
@@ -32,11 +40,38 @@ struct Row {
     offload: Option<serde_json::Value>,
     /// With `--vs-dense` (tg rows): dense decode timed just before each repetition.
     dense: Vec<f64>,
+    /// Least bytes of memory read per token (weights, one embedding row, the KV cache).
+    bytes_per_token: f64,
+    /// Read bandwidth probed with this row's thread count, bytes/s.
+    bandwidth: f64,
 }
 
 impl Row {
+    fn new(threads: usize, test: String, bytes_per_token: f64, bandwidth: f64) -> Self {
+        Row {
+            threads,
+            test,
+            tok_s: vec![],
+            ffn: None,
+            offload: None,
+            dense: vec![],
+            bytes_per_token,
+            bandwidth,
+        }
+    }
+
     fn mean(&self) -> f64 {
         mean(&self.tok_s)
+    }
+
+    /// Memory read at the measured speed, bytes/s.
+    fn read_rate(&self) -> f64 {
+        self.bytes_per_token * self.mean()
+    }
+
+    /// Share of the bandwidth bound reached, in percent.
+    fn bound_pct(&self) -> f64 {
+        100.0 * self.read_rate() / self.bandwidth
     }
 
     /// Sparse over dense speed of each `--vs-dense` pair, and their median.
@@ -129,15 +164,17 @@ fn tokens(n: usize, n_vocab: usize, seed: u64) -> Vec<u32> {
         .collect()
 }
 
-fn time_pp(session: &mut Session, toks: &[u32]) -> anyhow::Result<f64> {
-    session.clear();
+/// Times `toks` as one prompt after the first `depth` cached tokens.
+fn time_pp(session: &mut Session, depth: usize, toks: &[u32]) -> anyhow::Result<f64> {
+    session.truncate(depth);
     let t0 = Instant::now();
     session.eval(toks, toks.len() - 1)?;
     Ok(toks.len() as f64 / t0.elapsed().as_secs_f64())
 }
 
-fn time_tg(session: &mut Session, toks: &[u32]) -> anyhow::Result<f64> {
-    session.clear();
+/// Times `toks` one at a time after the first `depth` cached tokens.
+fn time_tg(session: &mut Session, depth: usize, toks: &[u32]) -> anyhow::Result<f64> {
+    session.truncate(depth);
     let t0 = Instant::now();
     for &t in toks {
         session.eval(&[t], 0)?;
@@ -157,7 +194,26 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             "--vs-dense is for decode in memory: under --mem-budget the two paths need different caches"
         );
     }
+    // Each test runs from the depth on, so the longest of them must fit after it.
+    let needed = a.depth + a.n_prompt.max(a.n_gen);
+    if a.ctx_size > 0 && needed > a.ctx_size {
+        anyhow::bail!(
+            "-d {} and a test of {} tokens need a context of {needed} tokens, more than -c {}: raise -c or lower -d",
+            a.depth,
+            a.n_prompt.max(a.n_gen),
+            a.ctx_size
+        );
+    }
     let path = crate::model_path::resolve(a.model.as_deref())?;
+    // Probed before the model is loaded, so its buffer and the weights never compete for memory.
+    let mut probe_threads: Vec<usize> = a
+        .threads
+        .iter()
+        .map(|&t| common::threads_or_default(t))
+        .collect();
+    probe_threads.push(1);
+    let probes = bandwidth::read_bandwidth(&probe_threads);
+    diag!("  memory read bandwidth: {}", bandwidth_line(&probes));
     let model: Arc<Model> = common::load_model_for(
         &path,
         &a.budget,
@@ -168,10 +224,26 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
     let n_ctx = if a.ctx_size > 0 {
         a.ctx_size
     } else {
-        (a.n_prompt + a.n_gen).max(16)
+        (a.depth + a.n_prompt + a.n_gen).max(16)
     };
+    if needed > model.context_len(n_ctx) {
+        anyhow::bail!(
+            "-d {} and a test of {} tokens need a context of {needed} tokens, more than the model's {}",
+            a.depth,
+            a.n_prompt.max(a.n_gen),
+            model.config.n_ctx_train
+        );
+    }
     let pp = tokens(a.n_prompt, n_vocab, 1);
     let tg = tokens(a.n_gen, n_vocab, 2);
+    let fill = tokens(a.depth, n_vocab, 3);
+    let depth_label = |test: String| {
+        if a.depth > 0 {
+            format!("{test} @ d{}", a.depth)
+        } else {
+            test
+        }
+    };
     let mut rows = Vec::new();
     for &threads in &a.threads {
         let mut session = Session::new(
@@ -187,32 +259,44 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         common::apply_sparsity(&mut session, &path, &a.sparsity, threads)?;
         common::apply_budget(&mut session, &a.budget)?;
         common::apply_budget(&mut session, &a.budget)?;
+        if a.depth > 0 {
+            session.clear();
+            session.eval(&fill, a.depth - 1)?;
+        }
+        let traffic = Traffic::of(&model, session.kv_bytes() as f64 / session.n_ctx() as f64);
+        let bound = probes
+            .iter()
+            .find(|m| m.threads == threads)
+            .map_or(f64::NAN, |m| m.bytes_per_s);
         if a.n_prompt > 0 {
-            time_pp(&mut session, &pp)?;
-            let mut row = Row {
+            time_pp(&mut session, a.depth, &pp)?;
+            let batch = common::batch_for_budget(a.batch_size.max(1), &a.budget);
+            let mut row = Row::new(
                 threads,
-                test: format!("pp{}", a.n_prompt),
-                tok_s: vec![],
-                ffn: None,
-                offload: None,
-                dense: vec![],
-            };
+                depth_label(format!("pp{}", a.n_prompt)),
+                traffic.per_token(a.depth, a.n_prompt, batch.min(session.n_ctx())),
+                bound,
+            );
             for _ in 0..a.repetitions {
-                row.tok_s.push(time_pp(&mut session, &pp)?);
+                row.tok_s.push(time_pp(&mut session, a.depth, &pp)?);
             }
-            diag!("  t={threads} {}: {:.1} tok/s", row.test, row.mean());
+            diag!(
+                "  t={threads} {}: {:.1} tok/s, {:.1} GB/s, {:.0}% of the bandwidth bound",
+                row.test,
+                row.mean(),
+                row.read_rate() / 1e9,
+                row.bound_pct()
+            );
             rows.push(row);
         }
         if a.n_gen > 0 {
-            time_tg(&mut session, &tg)?;
-            let mut row = Row {
+            time_tg(&mut session, a.depth, &tg)?;
+            let mut row = Row::new(
                 threads,
-                test: format!("tg{}", a.n_gen),
-                tok_s: vec![],
-                ffn: None,
-                offload: None,
-                dense: vec![],
-            };
+                depth_label(format!("tg{}", a.n_gen)),
+                traffic.per_token(a.depth, a.n_gen, 1),
+                bound,
+            );
             // With --vs-dense: the same session switched to level 0 (the dense path) and back.
             let pair = if a.vs_dense {
                 let sp = session
@@ -221,7 +305,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
                     .ok_or_else(|| anyhow::anyhow!("--vs-dense: sparse decode is not on"))?;
                 let p = (sp.profile.clone(), sp.config);
                 session.set_sparsity(Some(p.0.clone()), DENSE)?;
-                time_tg(&mut session, &tg)?;
+                time_tg(&mut session, a.depth, &tg)?;
                 session.set_sparsity(Some(p.0.clone()), p.1)?;
                 Some(p)
             } else {
@@ -232,16 +316,29 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             for _ in 0..a.repetitions {
                 if let Some((profile, sparse)) = &pair {
                     session.set_sparsity(Some(profile.clone()), DENSE)?;
-                    row.dense.push(time_tg(&mut session, &tg)?);
+                    row.dense.push(time_tg(&mut session, a.depth, &tg)?);
                     session.set_sparsity(Some(profile.clone()), *sparse)?;
                 }
-                row.tok_s.push(time_tg(&mut session, &tg)?);
+                row.tok_s.push(time_tg(&mut session, a.depth, &tg)?);
             }
-            row.ffn = Some(FfnReport::of(&session));
+            let ffn = FfnReport::of(&session);
+            if ffn.tokens > 0 {
+                // Sparse decode: the FFN read what was measured, not all of it.
+                row.bytes_per_token = traffic
+                    .with_ffn(ffn.gate + ffn.up + ffn.down + ffn.predictor)
+                    .per_token(a.depth, a.n_gen, 1);
+            }
+            row.ffn = Some(ffn);
             if let (Some(b), Some(after)) = (before, OffloadCounts::of(&session)) {
                 row.offload = Some(after.since(&b, (a.n_gen * a.repetitions) as u64, &session));
             }
-            diag!("  t={threads} {}: {:.1} tok/s", row.test, row.mean());
+            diag!(
+                "  t={threads} {}: {:.1} tok/s, {:.1} GB/s, {:.0}% of the bandwidth bound",
+                row.test,
+                row.mean(),
+                row.read_rate() / 1e9,
+                row.bound_pct()
+            );
             if let Some((_, median)) = row.ratios() {
                 diag!(
                     "  t={threads} {} vs dense: {median:.3}x (median of pairs)",
@@ -258,6 +355,13 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
                 serde_json::json!({
                     "threads": r.threads,
                     "test": r.test,
+                    "depth": a.depth,
+                    "bytes_per_token": r.bytes_per_token,
+                    "read_gb_s": r.read_rate() / 1e9,
+                    "bandwidth_gb_s": r.bandwidth / 1e9,
+                    "bandwidth_1t_gb_s": probes.iter().find(|m| m.threads == 1).map(|m| m.bytes_per_s / 1e9),
+                    "bound_pct": r.bound_pct(),
+                    "bound_tok_s": r.bandwidth / r.bytes_per_token,
                     "tok_s": r.mean(),
                     "sd": r.sd(),
                     "samples": r.tok_s,
@@ -288,19 +392,33 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         model.file.file_size() as f64 / (1024.0 * 1024.0)
     );
     let mut s = String::new();
-    writeln!(s, "| model | size | simd | threads | test | t/s |")?;
-    writeln!(s, "| --- | ---: | --- | ---: | ---: | ---: |")?;
+    writeln!(
+        s,
+        "| model | size | simd | threads | test | t/s | MB/token | GB/s | % of bound |"
+    )?;
+    writeln!(
+        s,
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )?;
     for r in &rows {
         writeln!(
             s,
-            "| {name} | {size} | {} | {} | {} | {:.2} ± {:.2} |",
+            "| {name} | {size} | {} | {} | {} | {:.2} ± {:.2} | {:.1} | {:.2} | {:.0}% |",
             sparsetop_engine::quant::active_tier(),
             r.threads,
             r.test,
             r.mean(),
-            r.sd()
+            r.sd(),
+            r.bytes_per_token / 1e6,
+            r.read_rate() / 1e9,
+            r.bound_pct()
         )?;
     }
+    writeln!(
+        s,
+        "\nmemory read bandwidth (the bound; probed at start): {}",
+        bandwidth_line(&probes)
+    )?;
     for r in &rows {
         if let Some((ratios, median)) = r.ratios() {
             let (lo, hi) = ratios
@@ -333,4 +451,20 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         )?;
     }
     output::stream(&s)
+}
+
+/// "13.1 GB/s with 1 thread, 24.0 GB/s with 2 threads".
+fn bandwidth_line(probes: &[Measurement]) -> String {
+    probes
+        .iter()
+        .map(|m| {
+            format!(
+                "{:.1} GB/s with {} thread{}",
+                m.bytes_per_s / 1e9,
+                m.threads,
+                if m.threads == 1 { "" } else { "s" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -4,6 +4,7 @@ pub mod config;
 pub mod kv_cache;
 pub mod rope;
 pub mod session;
+pub mod traffic;
 pub mod vocab_size;
 pub mod weights;
 
