@@ -22,6 +22,8 @@ pub mod panels;
 pub mod record;
 #[path = "../../src/tui/replay.rs"]
 pub mod replay;
+#[path = "../../src/tui/safe_text.rs"]
+pub mod safe_text;
 #[path = "../../src/tui/series.rs"]
 pub mod series;
 #[path = "../../src/tui/slash.rs"]

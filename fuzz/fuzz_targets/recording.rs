@@ -13,6 +13,9 @@
 
 #[path = "app_modules.rs"]
 mod tui;
+// The flag parsers the slash commands and the replay share (`crate::value_parsers` in the binary).
+#[path = "../../src/value_parsers.rs"]
+mod value_parsers;
 
 use libfuzzer_sys::fuzz_target;
 use ratatui::backend::TestBackend;
