@@ -10,96 +10,10 @@
 
 mod common;
 
+use common::tmux::{ensure_tmux, Tmux};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
-
-/// A tmux server on its own socket, so tests never touch the user's sessions; killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> Output {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("run tmux");
-        assert!(
-            out.status.success(),
-            "tmux {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "sig"]).stdout).into_owned()
-    }
-
-    fn display(&self, fmt: &str) -> String {
-        String::from_utf8_lossy(&self.run(&["display", "-p", "-t", "sig", fmt]).stdout)
-            .trim()
-            .to_string()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "sig"];
-        args.extend_from_slice(keys);
-        self.run(&args);
-    }
-
-    fn type_text(&self, text: &str) {
-        self.run(&["send-keys", "-t", "sig", "-l", text]);
-    }
-
-    /// Waits until `ok` holds, failing with `what` and the current screen after `secs`.
-    fn wait(&self, what: &str, secs: u64, mut ok: impl FnMut(&Tmux) -> bool) {
-        let t0 = Instant::now();
-        while !ok(self) {
-            if t0.elapsed() > Duration::from_secs(secs) {
-                panic!(
-                    "timed out after {secs} s waiting for {what}; screen:\n{}",
-                    self.screen()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
-}
-
-fn ensure_tmux() {
-    if Command::new("tmux").arg("-V").output().is_ok() {
-        return;
-    }
-    eprintln!("tmux is not installed: installing it with apt-get");
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "tmux"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let ok = install()
-        || (Command::new("apt-get")
-            .args(["update", "-q"])
-            .status()
-            .is_ok_and(|s| s.success())
-            && install());
-    assert!(
-        ok && Command::new("tmux").arg("-V").output().is_ok(),
-        "this test needs tmux and `apt-get install -y tmux` failed: install tmux and run it again"
-    );
-}
+use std::process::Command;
 
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
@@ -122,7 +36,10 @@ fn pane(name: &str) -> Pane {
     let tag = format!("sparsetop-sig-{name}-{}", std::process::id());
     let dir = std::env::temp_dir().join(&tag);
     std::fs::create_dir_all(&dir).unwrap();
-    let t = Tmux { socket: tag };
+    let t = Tmux {
+        socket: tag,
+        session: "sig".into(),
+    };
     t.run(&[
         "new-session",
         "-d",

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use serde_json::Value;
 use sparsetop_engine::Model;
 use std::path::PathBuf;
