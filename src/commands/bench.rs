@@ -74,6 +74,18 @@ impl Row {
         100.0 * self.read_rate() / self.bandwidth
     }
 
+    /// The row's speed and share of the bandwidth bound on stderr, as each test finishes.
+    fn print_progress(&self) {
+        diag!(
+            "  t={} {}: {:.1} tok/s, {:.1} GB/s, {:.0}% of the bandwidth bound",
+            self.threads,
+            self.test,
+            self.mean(),
+            self.read_rate() / 1e9,
+            self.bound_pct()
+        );
+    }
+
     /// Sparse over dense speed of each `--vs-dense` pair, and their median.
     fn ratios(&self) -> Option<(Vec<f64>, f64)> {
         if self.dense.is_empty() {
@@ -280,13 +292,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             for _ in 0..a.repetitions {
                 row.tok_s.push(time_pp(&mut session, a.depth, &pp)?);
             }
-            diag!(
-                "  t={threads} {}: {:.1} tok/s, {:.1} GB/s, {:.0}% of the bandwidth bound",
-                row.test,
-                row.mean(),
-                row.read_rate() / 1e9,
-                row.bound_pct()
-            );
+            row.print_progress();
             rows.push(row);
         }
         if a.n_gen > 0 {
@@ -332,13 +338,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             if let (Some(b), Some(after)) = (before, OffloadCounts::of(&session)) {
                 row.offload = Some(after.since(&b, (a.n_gen * a.repetitions) as u64, &session));
             }
-            diag!(
-                "  t={threads} {}: {:.1} tok/s, {:.1} GB/s, {:.0}% of the bandwidth bound",
-                row.test,
-                row.mean(),
-                row.read_rate() / 1e9,
-                row.bound_pct()
-            );
+            row.print_progress();
             if let Some((_, median)) = row.ratios() {
                 diag!(
                     "  t={threads} {} vs dense: {median:.3}x (median of pairs)",
